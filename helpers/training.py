@@ -1,0 +1,273 @@
+"""Training and evaluation: ``fit`` with per-epoch history, checkpoints and resume.
+
+A run lives in one folder::
+
+    history.csv   one row per finished epoch (rewritten atomically after every epoch)
+    last.pt       model + optimiser after the latest epoch (for ``resume``)
+    best.pt       model weights of the epoch with the best validation Dice
+    config.json   the TrainConfig the run was started with
+
+Speed notes. The data already sit in memory as uint8 (see :mod:`helpers.batches`). With a
+frozen encoder and no augmentation, the encoder sees the same images every epoch and gives
+the same features (it is in eval mode, without dropout), so :func:`fit` computes them once
+and trains the decoder alone: no encoder forward or backward in any later epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from helpers.batches import TensorSet, augment, batch_indices
+from helpers.dataset import SegmentationSet
+from helpers.metrics import per_image_scores
+from helpers.model import MobileNetV2UNet
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "val_soft_iou",
+                   "val_soft_dice", "lr_encoder", "lr_decoder", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved with it as ``config.json``)."""
+
+    epochs: int = 50
+    batch_size: int = 45
+    freeze_encoder: bool = True
+    encoder_lr: float = 0.0
+    decoder_lr: float = 1e-2
+    loss: str = "bce"  # "bce" or "bce_dice"
+    seed: int = 0
+    augment: bool = False
+    channels_last: bool = True
+    amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
+    device: str = "auto"  # "auto", "cpu", "cuda", ...
+    cache_encoder_features: bool = True  # frozen encoder + no augmentation only
+    eval_batch_size: int = 64
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def build_model(config: TrainConfig, pretrained: bool = True) -> MobileNetV2UNet:
+    """A seeded U-Net (same seed, same decoder initialisation) set up for ``config``."""
+    torch.manual_seed(config.seed)
+    model = MobileNetV2UNet(pretrained=pretrained, freeze_encoder=config.freeze_encoder)
+    model = model.to(config.resolved_device())
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_optimizer(model: MobileNetV2UNet, config: TrainConfig) -> torch.optim.Adam:
+    """Adam with one parameter group for the decoder and, unless frozen, one for the encoder."""
+    groups = [{"params": list(model.decoder.parameters()), "lr": config.decoder_lr,
+               "name": "decoder"}]
+    if not model.encoder_frozen:
+        groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr,
+                       "name": "encoder"})
+    return torch.optim.Adam(groups)
+
+
+def segmentation_loss(logits: Tensor, masks: Tensor, kind: str = "bce") -> Tensor:
+    """Mean binary cross-entropy on logits; ``"bce_dice"`` adds the soft Dice loss."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), masks)
+    if kind == "bce_dice":
+        probs = torch.sigmoid(logits.float()).flatten(1)
+        target = masks.flatten(1)
+        dice = (2 * (probs * target).sum(1) + 1) / (probs.sum(1) + target.sum(1) + 1)
+        loss = loss + (1 - dice).mean()
+    elif kind != "bce":
+        raise ValueError(f"loss must be 'bce' or 'bce_dice', not {kind!r}")
+    return loss
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type != "cuda" or not enabled:
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def encoder_features(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
+                     progress: bool = False) -> list[Tensor]:
+    """Frozen-encoder outputs for every sample of ``data``, one stacked tensor per stage."""
+    device = config.resolved_device()
+    model.encoder.eval()
+    chunks: list[list[Tensor]] = []
+    for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
+                      desc="Encoder features (computed once)", disable=not progress, leave=False):
+        images, _ = data.batch(index, device, config.channels_last)
+        with _autocast(device, config.amp):
+            chunks.append([f.float() for f in model.encoder(images)])
+    return [torch.cat(stage) for stage in zip(*chunks, strict=True)]
+
+
+def _logits(model: MobileNetV2UNet, images: Tensor, index: Tensor,
+            features: list[Tensor] | None) -> Tensor:
+    if features is None:
+        return model(images)
+    index = index.to(features[0].device)
+    return model.decoder([f[index] for f in features], images)
+
+
+@torch.no_grad()
+def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: TrainConfig,
+            features: list[Tensor] | None = None, progress: bool = False) -> np.ndarray:
+    """Lesion probabilities (N, H, W) float32 for every sample, in order."""
+    data = data if isinstance(data, TensorSet) else TensorSet(data)
+    device = config.resolved_device()
+    model.eval()
+    out = []
+    for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
+                      desc="Predicting", disable=not progress, leave=False):
+        images, _ = data.batch(index, device, config.channels_last)
+        with _autocast(device, config.amp):
+            logits = _logits(model, images, index, features)
+        out.append(torch.sigmoid(logits.float())[:, 0].cpu())
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def evaluate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
+             features: list[Tensor] | None = None) -> dict[str, float]:
+    """Mean loss and mean per-image IoU/Dice (thresholded and soft) over ``data``."""
+    device = config.resolved_device()
+    model.eval()
+    total_loss, scores = 0.0, {"iou": [], "dice": [], "soft_iou": [], "soft_dice": []}
+    for index in batch_indices(len(data), config.eval_batch_size, shuffle=False):
+        images, masks = data.batch(index, device, config.channels_last)
+        with _autocast(device, config.amp):
+            logits = _logits(model, images, index, features)
+        total_loss += segmentation_loss(logits, masks, config.loss).item() * len(index)
+        per_image = per_image_scores(torch.sigmoid(logits.float()).cpu(), masks.cpu())
+        for name in scores:
+            scores[name].append(per_image[name])
+    result = {name: torch.cat(values).mean().item() for name, values in scores.items()}
+    return {"loss": total_loss / len(data), **result}
+
+
+def _train_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.optim.Optimizer,
+                 config: TrainConfig, epoch: int, features: list[Tensor] | None,
+                 scaler: torch.amp.GradScaler, progress: bool) -> float:
+    device = config.resolved_device()
+    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same seed, same history
+    shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    model.train()
+    total, seen = 0.0, 0
+    batches = list(batch_indices(len(data), config.batch_size, shuffle=True, generator=shuffle))
+    for index in tqdm(batches, desc=f"Epoch {epoch}", disable=not progress, leave=False):
+        images, masks = data.batch(index, device, config.channels_last)
+        if config.augment:
+            images, masks = augment(images, masks, shuffle)
+        with _autocast(device, config.amp):
+            logits = _logits(model, images, index, features)
+            loss = segmentation_loss(logits, masks, config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.item() * len(index)
+        seen += len(index)
+    return total / seen
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_history(history: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    history.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
+    """Load a checkpoint's weights into ``model`` (safely: ``weights_only=True``)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return state
+
+
+def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
+        config: TrainConfig, out_dir: str | Path, resume: bool = False,
+        progress: bool = True) -> pd.DataFrame:
+    """Train for ``config.epochs`` epochs; return the per-epoch history as a DataFrame.
+
+    After every epoch the history CSV and ``last.pt`` are written (atomically), and ``best.pt``
+    when the validation Dice improves. With ``resume=True`` a run in ``out_dir`` continues
+    where it stopped (a finished run just returns its history); without it, an existing run
+    in ``out_dir`` is never overwritten.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history_path, last_path = out_dir / "history.csv", out_dir / "last.pt"
+    device = config.resolved_device()
+    optimizer = make_optimizer(model, config)
+    history = pd.DataFrame(columns=HISTORY_COLUMNS)
+    start, best_dice = 1, -1.0
+    if last_path.exists():
+        if not resume:
+            raise FileExistsError(f"{out_dir} already holds a run (last.pt). Pass resume=True "
+                                  "to continue it, or choose another output folder.")
+        saved = json.loads((out_dir / "config.json").read_text())
+        changed = {k for k, v in dataclasses.asdict(config).items()
+                   if k != "epochs" and saved.get(k) != v}
+        if changed:
+            raise ValueError(f"Cannot resume {out_dir}: its settings differ in {sorted(changed)}. "
+                             "Use another output folder for a different configuration.")
+        state = load_checkpoint(last_path, model)
+        optimizer.load_state_dict(state["optimizer"])
+        start, best_dice = state["epoch"] + 1, state["best_dice"]
+        history = pd.read_csv(history_path).query("epoch < @start").reset_index(drop=True)
+    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+    train_set, val_set = TensorSet(train), TensorSet(val)
+    train_features = val_features = None
+    if (model.encoder_frozen and config.cache_encoder_features and not config.augment
+            and start <= config.epochs):
+        train_features = encoder_features(model, train_set, config, progress)
+        val_features = encoder_features(model, val_set, config, progress)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
+                                  and not torch.cuda.is_bf16_supported())
+    lrs = {g.get("name"): g["lr"] for g in optimizer.param_groups}
+    epochs = tqdm(range(start, config.epochs + 1), desc="Training", disable=not progress,
+                  initial=start - 1, total=config.epochs)
+    for epoch in epochs:
+        began = time.perf_counter()
+        train_loss = _train_epoch(model, train_set, optimizer, config, epoch, train_features,
+                                  scaler, progress)
+        scores = evaluate(model, val_set, config, val_features)
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": scores["loss"],
+               "val_iou": scores["iou"], "val_dice": scores["dice"],
+               "val_soft_iou": scores["soft_iou"], "val_soft_dice": scores["soft_dice"],
+               "lr_encoder": lrs.get("encoder", 0.0), "lr_decoder": lrs["decoder"],
+               "seconds": time.perf_counter() - began}
+        history = pd.concat([history if len(history) else None, pd.DataFrame([row])],
+                            ignore_index=True)
+        if scores["dice"] > best_dice:
+            best_dice = scores["dice"]
+            _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
+                         out_dir / "best.pt")
+        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "epoch": epoch, "best_dice": best_dice}, last_path)
+        _write_history(history, history_path)
+        epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
+    return history

@@ -1,0 +1,82 @@
+"""Architecture, parameter counts, and a frozen encoder that really stays frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.dataset import load_isic2016
+from helpers.model import MobileNetV2UNet, count_parameters, parameter_summary
+from helpers.training import TrainConfig, build_model, fit, make_optimizer
+
+
+def test_parameter_counts_match_report_a() -> None:
+    frozen = MobileNetV2UNet(pretrained=False, freeze_encoder=True)
+    assert count_parameters(frozen) == {"trainable": 1_594_314, "non_trainable": 2_223_872,
+                                        "total": 3_818_186}
+    assert "Number of trainable parameters: 1594314" in parameter_summary(frozen)
+    tuned = MobileNetV2UNet(pretrained=False)
+    assert count_parameters(tuned)["trainable"] == 3_818_186
+    assert count_parameters(tuned)["non_trainable"] == 0
+
+
+def test_skip_shapes_and_logit_output() -> None:
+    model = MobileNetV2UNet(pretrained=False).eval()
+    image = torch.randn(2, 3, 128, 128)
+    features = model.encoder(image)
+    assert [tuple(f.shape[1:]) for f in features] == [
+        (32, 64, 64), (16, 64, 64), (24, 32, 32), (32, 16, 16), (64, 8, 8), (96, 8, 8),
+        (160, 4, 4), (320, 4, 4), (1280, 4, 4)]
+    logits = model(image)
+    assert logits.shape == (2, 1, 128, 128)
+    assert logits.min() < 0 < logits.max()  # logits, not probabilities
+
+
+@pytest.mark.parametrize("height, width", [(64, 96), (224, 160)])
+def test_any_multiple_of_32_works(height: int, width: int) -> None:
+    model = MobileNetV2UNet(pretrained=False).eval()
+    assert model(torch.randn(1, 3, height, width)).shape == (1, 1, height, width)
+
+
+def test_pretrained_encoder_has_imagenet_weights() -> None:
+    from torchvision.models import mobilenet_v2
+
+    from helpers.weights import WEIGHTS
+    reference = mobilenet_v2(weights=WEIGHTS).features.state_dict()
+    encoder = MobileNetV2UNet(pretrained=True).encoder.features.state_dict()
+    assert all(torch.equal(reference[k], encoder[k]) for k in reference)
+
+
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_frozen_encoder_is_bit_identical_after_an_epoch(
+        synthetic_root: Path, tmp_path: Path, cache_features: bool) -> None:
+    data = load_isic2016(synthetic_root, size=64, val_fraction=0.25)
+    config = TrainConfig(epochs=1, batch_size=6, freeze_encoder=True, decoder_lr=1e-2,
+                         cache_encoder_features=cache_features)
+    model = build_model(config)
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    fit(model, data.train, data.val, config, tmp_path / "run", progress=False)
+    after = model.encoder.state_dict()
+    assert before.keys() == after.keys()
+    for name, tensor in before.items():  # weights *and* BatchNorm buffers
+        assert torch.equal(tensor, after[name]), name
+    assert not torch.equal(decoder_before["blocks.0.0.weight"],
+                           model.decoder.state_dict()["blocks.0.0.weight"])
+    assert all(p.grad is None for p in model.encoder.parameters())
+
+
+def test_fine_tuning_uses_two_learning_rates() -> None:
+    config = TrainConfig(freeze_encoder=False, encoder_lr=1e-4, decoder_lr=1e-2)
+    model = build_model(config, pretrained=False)
+    groups = {g["name"]: g for g in make_optimizer(model, config).param_groups}
+    assert groups["encoder"]["lr"] == 1e-4 and groups["decoder"]["lr"] == 1e-2
+    assert len(groups["encoder"]["params"]) == len(list(model.encoder.parameters()))
+    assert model.training and model.encoder.training
+
+
+def test_frozen_encoder_stays_in_eval_mode() -> None:
+    model = MobileNetV2UNet(pretrained=False, freeze_encoder=True).train()
+    assert model.decoder.training and not model.encoder.training

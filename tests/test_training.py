@@ -1,0 +1,93 @@
+"""fit: history, checkpoints, resume, determinism, augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers.batches import TensorSet, augment
+from helpers.dataset import load_isic2016
+from helpers.training import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def splits(synthetic_root: Path):
+    return load_isic2016(synthetic_root, size=64, val_fraction=0.25)
+
+
+def run(splits, out: Path, epochs: int = 2, resume: bool = False, **settings) -> pd.DataFrame:
+    config = TrainConfig(epochs=epochs, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-3, **settings)
+    return fit(build_model(config), splits.train, splits.val, config, out, resume=resume,
+               progress=False)
+
+
+def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
+    history = run(splits, tmp_path)
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(history["epoch"]) == [1, 2]
+    on_disk = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(on_disk, history, check_dtype=False)
+    assert (history["lr_encoder"] == 1e-4).all() and (history["lr_decoder"] == 1e-3).all()
+    assert (history["seconds"] > 0).all()
+    assert history[["val_iou", "val_dice"]].stack().between(0, 1).all()
+    state = load_checkpoint(tmp_path / "best.pt", build_model(TrainConfig(freeze_encoder=False)))
+    assert state["val_dice"] == history["val_dice"].max()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_same_seed_same_history(splits, tmp_path: Path) -> None:
+    first = run(splits, tmp_path / "a", seed=7)
+    second = run(splits, tmp_path / "b", seed=7)
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(first[columns], second[columns])
+    other = run(splits, tmp_path / "c", seed=8)
+    assert not first["train_loss"].equals(other["train_loss"])
+
+
+def test_resume_continues_the_same_history(splits, tmp_path: Path) -> None:
+    straight = run(splits, tmp_path / "straight", epochs=3)
+    run(splits, tmp_path / "resumed", epochs=1)
+    resumed = run(splits, tmp_path / "resumed", epochs=3, resume=True)
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    assert list(resumed["epoch"]) == [1, 2, 3]
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+
+
+def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
+    run(splits, tmp_path, epochs=1)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        run(splits, tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="settings differ in .*seed"):
+        run(splits, tmp_path, epochs=2, resume=True, seed=5)
+
+
+def test_frozen_feature_cache_matches_the_full_model(splits, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=6, freeze_encoder=True)
+    cached = fit(build_model(config), splits.train, splits.val, config, tmp_path / "a",
+                 progress=False)
+    config.cache_encoder_features = False
+    full = fit(build_model(config), splits.train, splits.val, config, tmp_path / "b",
+               progress=False)
+    pd.testing.assert_series_equal(cached["train_loss"], full["train_loss"], rtol=1e-4)
+    pd.testing.assert_series_equal(cached["val_dice"], full["val_dice"], rtol=1e-4)
+
+
+def test_augmentation_keeps_pairs_aligned_and_masks_binary(splits) -> None:
+    data = TensorSet(splits.train)
+    images, masks = data.batch(torch.arange(6))
+    marked = images.clone()
+    marked[:, 0] = masks[:, 0] * 5  # channel 0 now carries the mask
+    aug_images, aug_masks = augment(marked, masks, torch.Generator().manual_seed(0),
+                                    colour_jitter=0)
+    assert torch.equal(aug_images[:, 0], aug_masks[:, 0] * 5)
+    assert set(aug_masks.unique().tolist()) <= {0.0, 1.0}
+    assert aug_images.shape == images.shape
+
+
+def test_augmented_training_runs(splits, tmp_path: Path) -> None:
+    history = run(splits, tmp_path, epochs=1, augment=True, loss="bce_dice")
+    assert len(history) == 1 and history["train_loss"].notna().all()
