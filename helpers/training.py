@@ -162,7 +162,7 @@ def evaluate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
     return {"loss": total_loss / len(data), **result}
 
 
-def _train_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.optim.Optimizer,
                  config: TrainConfig, epoch: int, features: list[Tensor] | None,
                  scaler: torch.amp.GradScaler, progress: bool) -> float:
     device = config.resolved_device()
@@ -252,7 +252,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                   initial=start - 1, total=config.epochs)
     for epoch in epochs:
         began = time.perf_counter()
-        train_loss = _train_epoch(model, train_set, optimizer, config, epoch, train_features,
+        train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
                                   scaler, progress)
         scores = evaluate(model, val_set, config, val_features)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": scores["loss"],

@@ -1,0 +1,215 @@
+"""Speed benchmark: the kit's training loop against plain loops, side by side in one run.
+
+    python -m helpers.benchmark --data-root DATA --json reports/benchmarks/cpu.json
+
+Measured on the same images and machine, for frozen and fine-tuned training at each size:
+
+* ``kit``: :func:`helpers.training` as ``fit`` runs it (uint8 cache, channels_last, and for a
+  frozen encoder the features computed once, then decoder-only epochs);
+* ``reference``: a plain loop over the same model as report A would write it: the whole set
+  loaded once as float32 NCHW tensors, a DataLoader over a TensorDataset, fp32, the full model
+  run every step (frozen = encoder parameters without gradients);
+* ``smp``: ``segmentation_models_pytorch.Unet("mobilenet_v2")`` in that same plain loop, the
+  model a user would pick instead.
+
+Also: the data path's share (one kit epoch's wall time over the pure model compute on
+ready-made batches), evaluation images/s, cache build and reload time, peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.batches import TensorSet, normalise
+from helpers.dataset import SegmentationSet, isic2016_split, load_split
+from helpers.model import MobileNetV2UNet
+from helpers.presets import SYNTHETIC_ROOT, resolve_path
+from helpers.synthetic import write_synthetic_isic2016
+from helpers.training import (
+    TrainConfig,
+    build_model,
+    encoder_features,
+    make_optimizer,
+    predict,
+    segmentation_loss,
+    train_one_epoch,
+)
+
+
+def _best_of(repeats: int, work: Callable[[], None]) -> float:
+    """Seconds of the fastest of ``repeats`` runs (after one warm-up run)."""
+    work()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def plain_loop(model: nn.Module, data: SegmentationSet, batch_size: int, lr: float,
+               frozen_encoder: nn.Module | None) -> Callable[[], None]:
+    """One epoch of the textbook loop: float tensors loaded once, DataLoader, fp32 NCHW."""
+    images = normalise(torch.from_numpy(data.images).permute(0, 3, 1, 2)).contiguous()
+    masks = torch.from_numpy(data.masks).unsqueeze(1).float()
+    loader = DataLoader(TensorDataset(images, masks), batch_size=batch_size, shuffle=True)
+    if frozen_encoder is not None:
+        frozen_encoder.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+
+    def epoch() -> None:
+        model.train()
+        for x, y in loader:
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return epoch
+
+
+def kit_loop(data: SegmentationSet, config: TrainConfig) -> tuple[Callable[[], None], dict]:
+    """One epoch of the kit's loop; also returns the one-off feature time and pure compute."""
+    model = build_model(config)
+    optimizer = make_optimizer(model, config)
+    tensors = TensorSet(data)
+    extra: dict[str, float] = {}
+    features = None
+    if config.freeze_encoder:
+        began = time.perf_counter()
+        features = encoder_features(model, tensors, config)
+        extra["features_once_s"] = time.perf_counter() - began
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+
+    def epoch() -> None:
+        train_one_epoch(model, tensors, optimizer, config, 1, features, scaler, progress=False)
+
+    # Pure compute: the same steps on batches prepared beforehand (no indexing, no convert).
+    batches = [tensors.batch(index, "cpu", config.channels_last) + (index,)
+               for index in torch.arange(len(tensors)).split(config.batch_size)]
+
+    def compute() -> None:
+        model.train()
+        for images, masks, index in batches:
+            if features is None:
+                logits = model(images)
+            else:
+                logits = model.decoder([f[index] for f in features], images)
+            loss = segmentation_loss(logits, masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    extra["compute"] = compute
+    return epoch, extra
+
+
+def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: int,
+              batch_size: int) -> dict:
+    import segmentation_models_pytorch as smp
+
+    results: dict = {"device": "cpu", "threads": torch.get_num_threads(),
+                     "torch": torch.__version__, "python": platform.python_version(),
+                     "processor": platform.processor() or platform.machine(),
+                     "data_root": str(data_root), "images": n_images,
+                     "batch_size": batch_size, "repeats": repeats, "rows": []}
+    layout = isic2016_split(data_root, "train")
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as cache:
+            began = time.perf_counter()
+            full = load_split(layout, size, cache_dir=cache, progress=False)
+            build = time.perf_counter() - began
+            began = time.perf_counter()
+            load_split(layout, size, cache_dir=cache, progress=False)
+            reload = time.perf_counter() - began
+        results[f"cache_build_s_{size}"] = build
+        results[f"cache_reload_s_{size}"] = reload
+        results[f"cache_images_{size}"] = len(full)
+        data = full.subset(range(min(n_images, len(full))))
+        for mode in ("frozen", "fine-tuned"):
+            frozen = mode == "frozen"
+            config = TrainConfig(batch_size=batch_size, freeze_encoder=frozen, encoder_lr=1e-4,
+                                 decoder_lr=1e-2, device="cpu")
+            kit_epoch, extra = kit_loop(data, config)
+            kit = _best_of(repeats, kit_epoch)
+            compute = _best_of(repeats, extra["compute"])
+            torch.manual_seed(0)
+            ours = MobileNetV2UNet(pretrained=True)
+            reference = _best_of(repeats, plain_loop(ours, data, batch_size, 1e-2,
+                                                     ours.encoder if frozen else None))
+            torch.manual_seed(0)
+            theirs = smp.Unet("mobilenet_v2", encoder_weights=None, classes=1)
+            smp_time = _best_of(repeats, plain_loop(theirs, data, batch_size, 1e-2,
+                                                    theirs.encoder if frozen else None))
+            row = {"size": size, "mode": mode,
+                   "kit_img_s": len(data) / kit, "reference_img_s": len(data) / reference,
+                   "smp_img_s": len(data) / smp_time,
+                   "kit_vs_reference": reference / kit, "kit_vs_smp": smp_time / kit,
+                   "epoch_over_compute": kit / compute,
+                   "features_once_s": extra.get("features_once_s", 0.0)}
+            results["rows"].append(row)
+            print(_format_row(row), flush=True)
+        test = load_split(isic2016_split(data_root, "test"), size, progress=False)
+        model = build_model(TrainConfig(freeze_encoder=True, device="cpu"))
+        evaluation = _best_of(repeats, lambda m=model, t=test: predict(
+            m, t, TrainConfig(device="cpu")))
+        results[f"eval_img_s_{size}"] = len(test) / evaluation
+    rows = {(r["size"], r["mode"]): r for r in results["rows"]}
+    for size in sizes:
+        results[f"frozen_vs_finetuned_{size}"] = (rows[(size, "frozen")]["kit_img_s"]
+                                                  / rows[(size, "fine-tuned")]["kit_img_s"])
+    results["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return results
+
+
+def _format_row(row: dict) -> str:
+    return (f"{row['size']:>4} {row['mode']:<10} kit {row['kit_img_s']:7.1f} img/s | "
+            f"reference {row['reference_img_s']:6.1f} ({row['kit_vs_reference']:.2f}x) | "
+            f"smp {row['smp_img_s']:6.1f} ({row['kit_vs_smp']:.2f}x) | "
+            f"epoch/compute {row['epoch_over_compute']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-root", default=None,
+                        help="ISIC 2016 folder (default: the SYNTHETIC demo set)")
+    parser.add_argument("--sizes", default="128,256")
+    parser.add_argument("--images", type=int, default=180, help="training images per epoch")
+    parser.add_argument("--batch-size", type=int, default=45)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    root = resolve_path(args.data_root) if args.data_root else \
+        write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
+    results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
+                        args.repeats, args.batch_size)
+    print("\nsize mode       kit img/s  reference  smp   kit/ref  kit/smp  epoch/compute")
+    for row in results["rows"]:
+        print(f"{row['size']:>4} {row['mode']:<10} {row['kit_img_s']:9.1f} "
+              f"{row['reference_img_s']:10.1f} {row['smp_img_s']:5.1f} "
+              f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
+              f"{row['epoch_over_compute']:13.3f}")
+    for key, value in results.items():
+        if key != "rows":
+            print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    text = json.dumps(results, indent=2)
+    if args.json:
+        path = resolve_path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
