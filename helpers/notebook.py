@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -65,6 +66,7 @@ class Outputs:
         self.figures = self.root / "figures"
         self.tables = self.root / "tables"
         self.runs = self.root / "runs"
+        plt.rcParams["figure.dpi"] = 72  # inline copies stay small; the PNG files get dpi 110
         for folder in (self.figures, self.tables, self.runs):
             folder.mkdir(parents=True, exist_ok=True)
 

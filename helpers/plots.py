@@ -104,7 +104,7 @@ def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
     """Per row: image, true mask, model 1 soft and thresholded, model 2 soft and thresholded."""
     headers = ["image", "true mask", "model 1 (soft)", f"model 1 > {threshold}",
                "model 2 (soft)", f"model 2 > {threshold}"]
-    fig, axes = plt.subplots(len(indices), 6, figsize=(15, 2.6 * len(indices)), squeeze=False)
+    fig, axes = plt.subplots(len(indices), 6, figsize=(12, 2.15 * len(indices)), squeeze=False)
     for row, index in zip(axes, indices, strict=True):
         panels = [data.images[index], data.masks[index], probs_1[index],
                   probs_1[index] > threshold, probs_2[index], probs_2[index] > threshold]

@@ -211,6 +211,8 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         progress: bool = True) -> pd.DataFrame:
     """Train for ``config.epochs`` epochs; return the per-epoch history as a DataFrame.
 
+    ``progress`` shows one bar over the epochs (one bar, so notebooks stay small).
+
     After every epoch the history CSV and ``last.pt`` are written (atomically), and ``best.pt``
     when the validation Dice improves. With ``resume=True`` a run in ``out_dir`` continues
     where it stopped (a finished run just returns its history); without it, an existing run
@@ -243,8 +245,8 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     train_features = val_features = None
     if (model.encoder_frozen and config.cache_encoder_features and not config.augment
             and start <= config.epochs):
-        train_features = encoder_features(model, train_set, config, progress)
-        val_features = encoder_features(model, val_set, config, progress)
+        train_features = encoder_features(model, train_set, config)
+        val_features = encoder_features(model, val_set, config)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
     lrs = {g.get("name"): g["lr"] for g in optimizer.param_groups}
@@ -253,7 +255,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     for epoch in epochs:
         began = time.perf_counter()
         train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
-                                  scaler, progress)
+                                     scaler, progress=False)
         scores = evaluate(model, val_set, config, val_features)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": scores["loss"],
                "val_iou": scores["iou"], "val_dice": scores["dice"],
