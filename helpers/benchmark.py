@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None,
                         help="ISIC 2016 folder (default: the SYNTHETIC demo set)")
     parser.add_argument("--sizes", default="128,256")
-    parser.add_argument("--images", type=int, default=180, help="training images per epoch")
+    parser.add_argument("--images", type=int, default=90, help="training images per epoch")
     parser.add_argument("--batch-size", type=int, default=45)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     root = resolve_path(args.data_root) if args.data_root else \
