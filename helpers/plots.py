@@ -105,12 +105,12 @@ def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
     headers = ["image", "true mask", "model 1 (soft)", f"model 1 > {threshold}",
                "model 2 (soft)", f"model 2 > {threshold}"]
     fig, axes = plt.subplots(len(indices), 6, figsize=(12, 2.15 * len(indices)), squeeze=False)
-    for row, index in zip(axes, indices, strict=True):
+    for number, (row, index) in enumerate(zip(axes, indices, strict=True)):
         panels = [data.images[index], data.masks[index], probs_1[index],
                   probs_1[index] > threshold, probs_2[index], probs_2[index] > threshold]
         for column, (ax, panel) in enumerate(zip(row, panels, strict=True)):
             ax.imshow(panel, cmap=None if column == 0 else "gray", vmin=0, vmax=1)
-            _off(ax, headers[column] if row is axes[0] else "")
+            _off(ax, headers[column] if number == 0 else "")
         row[0].set_axis_on()
         row[0].set_xticks([])
         row[0].set_yticks([])

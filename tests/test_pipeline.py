@@ -86,3 +86,17 @@ def test_epoch_table_has_the_reports_rows() -> None:
     assert list(epoch_table(history)["Epoch"]) == [1, 10, 20, 25]
     assert list(epoch_table(history).columns) == [
         "Epoch", "Training Loss", "Validation Loss", "Validation IoU", "Validation Dice score"]
+
+
+def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:
+    import numpy as np
+
+    from helpers import plots
+    from helpers.dataset import isic2016_split, load_split
+    data = load_split(isic2016_split(synthetic_root, "test"), size=32, progress=False)
+    probs = np.random.default_rng(0).random(data.masks.shape)
+    fig = plots.six_panel(data, [0, 1], probs, probs, "title")
+    titles = [ax.get_title() for ax in fig.axes[:6]]
+    assert titles == ["image", "true mask", "model 1 (soft)", "model 1 > 0.5",
+                      "model 2 (soft)", "model 2 > 0.5"]
+    assert [ax.get_ylabel() for ax in fig.axes[::6]] == data.ids[:2]
