@@ -116,14 +116,19 @@ def run(preset: str, data_root: str | None = None, output_dir: str | None = None
     check_data(parameters["data_root"])
     out_dir = resolve_path(parameters["output_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.pop("LESIONKIT_PRESET", None)  # the notebooks must take *these* parameters
+    # The notebooks must take *these* parameters, not a test preset from the environment.
+    test_preset = os.environ.pop("LESIONKIT_PRESET", None)
     executed = []
-    bar = tqdm(NOTEBOOKS, desc=f"{preset}", unit="notebook")
-    for name in bar:
-        bar.set_postfix_str(name)
-        began = time.perf_counter()
-        executed.append(execute(name, parameters, out_dir))
-        tqdm.write(f"{name}: {time.perf_counter() - began:.0f} s")
+    try:
+        bar = tqdm(NOTEBOOKS, desc=f"{preset}", unit="notebook")
+        for name in bar:
+            bar.set_postfix_str(name)
+            began = time.perf_counter()
+            executed.append(execute(name, parameters, out_dir))
+            tqdm.write(f"{name}: {time.perf_counter() - began:.0f} s")
+    finally:
+        if test_preset is not None:
+            os.environ["LESIONKIT_PRESET"] = test_preset
     report = export_html(executed, out_dir, f"lesionkit - {parameters['title']}")
     print(f"Done: {report}")
     return out_dir

@@ -100,3 +100,13 @@ def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:
     assert titles == ["image", "true mask", "model 1 (soft)", "model 1 > 0.5",
                       "model 2 (soft)", "model 2 > 0.5"]
     assert [ax.get_ylabel() for ax in fig.axes[::6]] == data.ids[:2]
+
+
+def test_the_pipeline_leaves_the_test_preset_variable_alone(monkeypatch) -> None:
+    monkeypatch.setenv("LESIONKIT_PRESET", "smoke")
+    monkeypatch.setattr(pipeline, "execute", lambda *args: pytest.fail("should not run"))
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", ())
+    monkeypatch.setattr(pipeline, "export_html", lambda *args: None)
+    pipeline.run("demo", output_dir="/tmp/lesionkit-empty-run")
+    import os
+    assert os.environ["LESIONKIT_PRESET"] == "smoke"
