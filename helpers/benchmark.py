@@ -49,13 +49,21 @@ from helpers.training import (
 
 def _best_of(repeats: int, work: Callable[[], None]) -> float:
     """Seconds of the fastest of ``repeats`` runs (after one warm-up run)."""
-    work()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
+    return _interleaved(repeats, {"work": work})["work"]
+
+
+def _interleaved(repeats: int, works: dict[str, Callable[[], None]]) -> dict[str, float]:
+    """Fastest of ``repeats`` runs of each, taking turns (so drift in the machine's speed
+    affects every contender alike), after one warm-up run of each."""
+    for work in works.values():
         work()
-        times.append(time.perf_counter() - began)
-    return min(times)
+    best = dict.fromkeys(works, float("inf"))
+    for _ in range(repeats):
+        for name, work in works.items():
+            began = time.perf_counter()
+            work()
+            best[name] = min(best[name], time.perf_counter() - began)
+    return best
 
 
 def plain_loop(model: nn.Module, data: SegmentationSet, batch_size: int, lr: float,
@@ -140,16 +148,18 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
             config = TrainConfig(batch_size=batch_size, freeze_encoder=frozen, encoder_lr=1e-4,
                                  decoder_lr=1e-2, device="cpu")
             kit_epoch, extra = kit_loop(data, config)
-            kit = _best_of(repeats, kit_epoch)
-            compute = _best_of(repeats, extra["compute"])
             torch.manual_seed(0)
             ours = MobileNetV2UNet(pretrained=True)
-            reference = _best_of(repeats, plain_loop(ours, data, batch_size, 1e-2,
-                                                     ours.encoder if frozen else None))
             torch.manual_seed(0)
             theirs = smp.Unet("mobilenet_v2", encoder_weights=None, classes=1)
-            smp_time = _best_of(repeats, plain_loop(theirs, data, batch_size, 1e-2,
-                                                    theirs.encoder if frozen else None))
+            seconds = _interleaved(repeats, {
+                "kit": kit_epoch, "compute": extra["compute"],
+                "reference": plain_loop(ours, data, batch_size, 1e-2,
+                                        ours.encoder if frozen else None),
+                "smp": plain_loop(theirs, data, batch_size, 1e-2,
+                                  theirs.encoder if frozen else None)})
+            kit, compute = seconds["kit"], seconds["compute"]
+            reference, smp_time = seconds["reference"], seconds["smp"]
             row = {"size": size, "mode": mode,
                    "kit_img_s": len(data) / kit, "reference_img_s": len(data) / reference,
                    "smp_img_s": len(data) / smp_time,

@@ -223,7 +223,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     history_path, last_path = out_dir / "history.csv", out_dir / "last.pt"
     device = config.resolved_device()
     optimizer = make_optimizer(model, config)
-    history = pd.DataFrame(columns=HISTORY_COLUMNS)
+    rows: list[dict] = []
     start, best_dice = 1, -1.0
     if last_path.exists():
         if not resume:
@@ -238,7 +238,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         state = load_checkpoint(last_path, model)
         optimizer.load_state_dict(state["optimizer"])
         start, best_dice = state["epoch"] + 1, state["best_dice"]
-        history = pd.read_csv(history_path).query("epoch < @start").reset_index(drop=True)
+        rows = pd.read_csv(history_path).query("epoch < @start").to_dict("records")
     (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
     train_set, val_set = TensorSet(train), TensorSet(val)
@@ -262,14 +262,13 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                "val_soft_iou": scores["soft_iou"], "val_soft_dice": scores["soft_dice"],
                "lr_encoder": lrs.get("encoder", 0.0), "lr_decoder": lrs["decoder"],
                "seconds": time.perf_counter() - began}
-        history = pd.concat([history if len(history) else None, pd.DataFrame([row])],
-                            ignore_index=True)
+        rows.append(row)
         if scores["dice"] > best_dice:
             best_dice = scores["dice"]
             _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
                          out_dir / "best.pt")
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "epoch": epoch, "best_dice": best_dice}, last_path)
-        _write_history(history, history_path)
+        _write_history(pd.DataFrame(rows, columns=HISTORY_COLUMNS), history_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
-    return history
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -102,11 +103,10 @@ def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:
     assert [ax.get_ylabel() for ax in fig.axes[::6]] == data.ids[:2]
 
 
-def test_the_pipeline_leaves_the_test_preset_variable_alone(monkeypatch) -> None:
+def test_the_pipeline_leaves_the_test_preset_variable_alone(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LESIONKIT_PRESET", "smoke")
     monkeypatch.setattr(pipeline, "execute", lambda *args: pytest.fail("should not run"))
     monkeypatch.setattr(pipeline, "NOTEBOOKS", ())
     monkeypatch.setattr(pipeline, "export_html", lambda *args: None)
-    pipeline.run("demo", output_dir="/tmp/lesionkit-empty-run")
-    import os
+    pipeline.run("demo", output_dir=str(tmp_path))
     assert os.environ["LESIONKIT_PRESET"] == "smoke"
