@@ -64,14 +64,29 @@ class MobileNetV2Encoder(nn.Module):
         return outputs
 
 
+class FewChannelBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that computes in the default NCHW layout whatever its input's layout.
+
+    Same parameters and results as ``nn.BatchNorm2d``. On CPU, BatchNorm over a handful of
+    channels (the decoder's last block has 3) is several times slower in channels_last than
+    in NCHW; two copies of the tensor cost far less.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        layout = torch.channels_last if x.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format
+        return super().forward(x.contiguous()).contiguous(memory_format=layout)
+
+
 class UpBlock(nn.Sequential):
     """Transposed convolution, BatchNorm, ReLU and channel dropout."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
                  dropout: float) -> None:
+        norm = FewChannelBatchNorm2d if out_ch < 8 else nn.BatchNorm2d
         super().__init__(
             nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding),
-            nn.BatchNorm2d(out_ch),
+            norm(out_ch),
             nn.ReLU(inplace=True),
             nn.Dropout2d(dropout),
         )

@@ -80,3 +80,15 @@ def test_fine_tuning_uses_two_learning_rates() -> None:
 def test_frozen_encoder_stays_in_eval_mode() -> None:
     model = MobileNetV2UNet(pretrained=False, freeze_encoder=True).train()
     assert model.decoder.training and not model.encoder.training
+
+
+def test_few_channel_batchnorm_matches_batchnorm_in_either_layout() -> None:
+    from helpers.model import FewChannelBatchNorm2d
+    torch.manual_seed(0)
+    plain, few = torch.nn.BatchNorm2d(3), FewChannelBatchNorm2d(3)
+    x = torch.randn(4, 3, 16, 16)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        y = few(x.contiguous(memory_format=layout))
+        assert torch.allclose(y, plain(x), atol=1e-6)
+        assert y.is_contiguous(memory_format=layout)
+    assert torch.allclose(few.running_mean, plain.running_mean)
