@@ -193,9 +193,9 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_history(history: pd.DataFrame, path: Path) -> None:
+def _write_text_atomic(text: str, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    history.to_csv(tmp, index=False)
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -239,7 +239,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         optimizer.load_state_dict(state["optimizer"])
         start, best_dice = state["epoch"] + 1, state["best_dice"]
         rows = pd.read_csv(history_path).query("epoch < @start").to_dict("records")
-    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    _write_text_atomic(json.dumps(dataclasses.asdict(config), indent=2), out_dir / "config.json")
 
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
@@ -263,12 +263,14 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                "lr_encoder": lrs.get("encoder", 0.0), "lr_decoder": lrs["decoder"],
                "seconds": time.perf_counter() - began}
         rows.append(row)
+        # History first, last.pt last: after a crash in between, resume re-runs the epoch.
+        _write_text_atomic(pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False),
+                           history_path)
         if scores["dice"] > best_dice:
             best_dice = scores["dice"]
             _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
                          out_dir / "best.pt")
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "epoch": epoch, "best_dice": best_dice}, last_path)
-        _write_history(pd.DataFrame(rows, columns=HISTORY_COLUMNS), history_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

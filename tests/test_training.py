@@ -91,3 +91,24 @@ def test_augmentation_keeps_pairs_aligned_and_masks_binary(splits) -> None:
 def test_augmented_training_runs(splits, tmp_path: Path) -> None:
     history = run(splits, tmp_path, epochs=1, augment=True, loss="bce_dice")
     assert len(history) == 1 and history["train_loss"].notna().all()
+
+
+def test_a_crashed_run_loses_nothing_and_resumes(splits, tmp_path: Path, monkeypatch) -> None:
+    import helpers.training as training
+    straight = run(splits, tmp_path / "straight", epochs=3)
+    real_evaluate, calls = training.evaluate, []
+
+    def crash_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("power cut")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(splits, tmp_path / "crashed", epochs=3)
+    monkeypatch.setattr(training, "evaluate", real_evaluate)
+    assert len(pd.read_csv(tmp_path / "crashed" / "history.csv")) == 1
+    resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
