@@ -11,6 +11,7 @@
 - ``plots``     the notebooks' figures
 - ``notebook``  the glue the notebooks call
 - ``presets``   run presets and repository paths
+- ``atomic``    crash-safe file writes
 - ``pipeline``  ``python -m helpers.pipeline``: run the notebooks, export the report
 - ``benchmark`` ``python -m helpers.benchmark``: speed against plain loops
 """

@@ -18,6 +18,10 @@ from helpers.dataset import SegmentationSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# normalised = uint8 * _SCALE + _SHIFT, i.e. (x / 255 - mean) / std in one fused operation
+_SCALE = torch.tensor([1 / (255 * s) for s in IMAGENET_STD]).view(1, 3, 1, 1)
+_SHIFT = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+                      ).view(1, 3, 1, 1)
 
 
 class TensorSet:
@@ -43,10 +47,8 @@ class TensorSet:
 
 def normalise(images: Tensor) -> Tensor:
     """uint8 RGB (B,3,H,W) -> float32 normalised with the ImageNet mean and std."""
-    scale = torch.tensor([1 / (255 * s) for s in IMAGENET_STD], device=images.device)
-    shift = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)],
-                         device=images.device)
-    return torch.addcmul(shift.view(1, 3, 1, 1), images.float(), scale.view(1, 3, 1, 1))
+    device = images.device
+    return torch.addcmul(_SHIFT.to(device), images.float(), _SCALE.to(device))
 
 
 def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None

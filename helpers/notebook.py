@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.atomic import write_text
 from helpers.dataset import Splits, load_isic2016
 from helpers.model import MobileNetV2UNet, parameter_summary
 from helpers.presets import SYNTHETIC_ROOT, load_preset, resolve_path
@@ -83,11 +84,8 @@ class Outputs:
         formats = ["g" if pd.api.types.is_integer_dtype(frame[c]) else floatfmt
                    for c in frame.columns]
         markdown = frame.to_markdown(index=index, floatfmt=(["g"] if index else []) + formats)
-        for target, text in ((path, frame.to_csv(index=index)),
-                             (path.with_suffix(".md"), markdown + "\n")):
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, target)
+        write_text(path, frame.to_csv(index=index))
+        write_text(path.with_suffix(".md"), markdown + "\n")
         return path
 
 

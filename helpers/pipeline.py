@@ -29,6 +29,7 @@ import papermill
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
+from helpers.atomic import write_text
 from helpers.dataset import ISIC2016_FOLDERS
 from helpers.presets import (
     REPO_ROOT,
@@ -90,7 +91,7 @@ def export_html(executed: list[Path], out_dir: Path, title: str) -> Path:
         body, _ = exporter.from_notebook_node(notebook)
         for cell in notebook.cells:  # cell ids must stay unique in the combined notebook
             cell["id"] = f"{path.stem[:2]}-{cell['id']}"
-        _write_atomic(html_dir / f"{path.stem}.html", body)
+        write_text(html_dir / f"{path.stem}.html", body)
         if combined is None:
             combined = copy.deepcopy(notebook)
         else:
@@ -98,14 +99,8 @@ def export_html(executed: list[Path], out_dir: Path, title: str) -> Path:
     combined.metadata["title"] = title
     body, _ = exporter.from_notebook_node(combined)
     report = out_dir / "report.html"
-    _write_atomic(report, body)
+    write_text(report, body)
     return report
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(preset: str, data_root: str | None = None, output_dir: str | None = None,

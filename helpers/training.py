@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from helpers.atomic import write_text
 from helpers.batches import TensorSet, augment, batch_indices
 from helpers.dataset import SegmentationSet
 from helpers.metrics import per_image_scores
@@ -193,12 +194,6 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_text_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
     """Load a checkpoint's weights into ``model`` (safely: ``weights_only=True``)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -239,7 +234,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         optimizer.load_state_dict(state["optimizer"])
         start, best_dice = state["epoch"] + 1, state["best_dice"]
         rows = pd.read_csv(history_path).query("epoch < @start").to_dict("records")
-    _write_text_atomic(json.dumps(dataclasses.asdict(config), indent=2), out_dir / "config.json")
+    write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
 
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
@@ -264,8 +259,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                "seconds": time.perf_counter() - began}
         rows.append(row)
         # History first, last.pt last: after a crash in between, resume re-runs the epoch.
-        _write_text_atomic(pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False),
-                           history_path)
+        write_text(history_path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
         if scores["dice"] > best_dice:
             best_dice = scores["dice"]
             _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
