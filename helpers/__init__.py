@@ -1,17 +1,18 @@
-"""lesionkit's helpers: everything the notebooks stand on, one module per concern.
+"""lesionkit's helpers: everything the notebooks stand on, one module per stage.
 
-- ``dataset``   find, check, decode and cache ISIC 2016 (or any) image/mask pairs
+- ``config``    presets -> one checked, frozen RunConfig (the only place for defaults)
+- ``data``      find, check, decode and cache image/mask pairs; a run's splits
 - ``batches``   uint8 arrays to normalised batches; paired augmentation
 - ``synthetic`` SYNTHETIC lesions for tests and the demo
 - ``weights``   the verified ImageNet MobileNetV2 weights, also offline
 - ``model``     the MobileNetV2 U-Net of report A and parameter counts
+- ``device``    choosing the device; autocast on GPU
+- ``train``     ``TrainConfig`` and ``fit``: per-epoch validation, history, checkpoints, resume
 - ``metrics``   per-image IoU, Dice and friends (the ISIC conventions)
-- ``training``  ``fit`` with history, checkpoints and resume; ``predict``; ``evaluate``
-- ``evaluate``  official ISIC scoring at full resolution; paired model comparison
+- ``evaluate``  test-set predictions, official ISIC scoring, paired model comparison
 - ``plots``     the notebooks' figures
-- ``notebook``  the glue the notebooks call
-- ``presets``   run presets and repository paths
+- ``outputs``   figures and tables into the run's output folder; the reports' table shapes
+- ``report``    ``python -m helpers.report``: run the notebooks, export the report
+- ``colab``     the requirements Google Colab lacks
 - ``atomic``    crash-safe file writes
-- ``pipeline``  ``python -m helpers.pipeline``: run the notebooks, export the report
-- ``benchmark`` ``python -m helpers.benchmark``: speed against plain loops
 """

@@ -1,14 +1,46 @@
-"""Writing files atomically: to a temporary name first, then renamed over the target, so a
-crash never leaves a half-written file behind."""
+"""Writing files atomically: to a unique temporary name beside the target first, then renamed
+over it in one step, so a crash never leaves a half-written file behind and two writers never
+share a temporary file. Every file the kit writes goes through :func:`atomic_path`."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+TEMPORARY_MARK = ".tmp"
 
-def write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; on leaving the block without an
+    error it replaces ``path``, on an error it is removed and ``path`` is left as it was.
+
+    The temporary name keeps ``path``'s suffix (``.png``, ``.npz``) for writers that choose
+    the format by it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMPORARY_MARK + path.suffix,
+                                    dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) in one step."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

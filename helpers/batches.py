@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from helpers.dataset import SegmentationSet
+from helpers.data import SegmentationSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

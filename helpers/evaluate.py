@@ -1,14 +1,15 @@
-"""Test-set evaluation: official ISIC scoring at full resolution, and comparing two models.
+"""Test-set evaluation: predictions, official ISIC scoring at full resolution, and comparing
+two models.
 
 The official scorer (``isic-challenge-scoring``) reads PNG masks from two folders. We upsample
 each predicted probability map to its image's original size, threshold it at 0.5, write it
-as a 0/255 PNG and let the scorer compare it with the original ground-truth file. The scorer
-wants ``ISIC_<7 digits>`` names, so files are linked under such names (any id scheme works).
+as a 0/255 PNG next to the ground truth as the kit reads it, and let the scorer compare them.
+The scorer wants ``ISIC_<7 digits>`` names, so files are written under such names (any id
+scheme works).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -18,12 +19,33 @@ import torch
 import torch.nn.functional as F
 from isic_challenge_scoring import metrics as official
 from isic_challenge_scoring.confusion import create_binary_confusion_matrix
-from isic_challenge_scoring.load_image import load_segmentation_image
 from isic_challenge_scoring.segmentation import SegmentationScore
 from PIL import Image
 from scipy import stats
+from tqdm.auto import tqdm
 
-from helpers.dataset import SegmentationSet
+from helpers.batches import TensorSet, batch_indices
+from helpers.data import DatasetError, SegmentationSet, read_mask
+from helpers.device import autocast
+from helpers.model import MobileNetV2UNet
+from helpers.train import TrainConfig
+
+
+@torch.no_grad()
+def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: TrainConfig,
+            progress: bool = False) -> np.ndarray:
+    """Lesion probabilities (N, H, W) float32 for every sample of ``data``, in order."""
+    data = data if isinstance(data, TensorSet) else TensorSet(data)
+    device = config.resolved_device()
+    model.eval()
+    out = []
+    for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
+                      desc="Predicting", disable=not progress, leave=False):
+        images, _ = data.batch(index, device, config.channels_last)
+        with autocast(device, config.amp):
+            logits = model(images)
+        out.append(torch.sigmoid(logits.float())[:, 0].cpu())
+    return torch.cat(out).numpy()
 
 
 def upsample(probs: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -37,6 +59,10 @@ def official_isic_scores(probs: np.ndarray, data: SegmentationSet, threshold: fl
                          ) -> tuple[pd.DataFrame, pd.Series]:
     """Score predictions with ``isic-challenge-scoring`` at each image's original resolution.
 
+    The truth is each mask file as the kit's loader reads it (:func:`helpers.data.read_mask`:
+    the same checks and the same binarisation as for training), written as a 0/255 PNG for
+    the scorer, so the scores always agree with what the model was trained on.
+
     Returns the per-image table (accuracy, sensitivity, specificity, jaccard,
     threshold_jaccard, dice; indexed by id) and the scorer's own macro average.
     """
@@ -47,15 +73,18 @@ def official_isic_scores(probs: np.ndarray, data: SegmentationSet, threshold: fl
         truth_dir, pred_dir = Path(folder, "truth"), Path(folder, "pred")
         truth_dir.mkdir()
         pred_dir.mkdir()
-        for number, (sample_id, prob, size, truth) in enumerate(
+        for number, (sample_id, prob, size, truth_path) in enumerate(
                 zip(data.ids, probs, data.original_sizes, data.mask_paths, strict=True)):
             name = f"ISIC_{number:07d}"
-            os.symlink(Path(truth).resolve(), truth_dir / f"{name}_Segmentation.png")
+            truth = read_mask(Path(truth_path))  # 0/255 at the original size
+            if truth.shape != (int(size[0]), int(size[1])):
+                raise DatasetError(f"Mask {truth_path} is {truth.shape[1]}x{truth.shape[0]} "
+                                   f"but its image was {size[1]}x{size[0]} when loaded")
+            Image.fromarray(truth).save(truth_dir / f"{name}_Segmentation.png")
             full = upsample(prob, int(size[0]), int(size[1])) > threshold
             Image.fromarray((full * 255).astype(np.uint8)).save(pred_dir / f"{name}.png")
-            cm = create_binary_confusion_matrix(
-                truth_binary_values=load_segmentation_image(truth) > 128,
-                prediction_binary_values=full)
+            cm = create_binary_confusion_matrix(truth_binary_values=truth > 127,
+                                                prediction_binary_values=full)
             rows[sample_id] = {
                 "accuracy": official.binary_accuracy(cm),
                 "sensitivity": official.binary_sensitivity(cm),

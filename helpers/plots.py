@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from helpers.dataset import Pair, SegmentationSet, load_pair, read_image, read_mask
+from helpers.data import Pair, SegmentationSet, load_pair, read_image, read_mask
 
 
 def _off(ax: plt.Axes, title: str = "") -> None:

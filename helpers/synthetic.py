@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from helpers.dataset import ISIC2016_FOLDERS, SYNTHETIC_MARKER
+from helpers.atomic import atomic_path, write_text
+from helpers.data import ISIC2016_FOLDERS, SYNTHETIC_MARKER
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: int) -> np.ndarray:
@@ -66,10 +67,13 @@ def write_synthetic_isic2016(root: str | Path, n_train: int = 80, n_test: int = 
             sample_id = f"SYNTH_{counter:04d}"
             image, mask = synthetic_lesion(rng, height, width)
             image_path = images_dir / f"{sample_id}.jpg"
-            if not image_path.exists():
-                Image.fromarray(image).save(image_path, quality=92)
-                Image.fromarray(mask).save(masks_dir / f"{sample_id}_Segmentation.png")
-    (root / SYNTHETIC_MARKER).write_text(
+            if not image_path.exists():  # the mask first: an image is written last
+                with atomic_path(masks_dir / f"{sample_id}_Segmentation.png") as tmp:
+                    Image.fromarray(mask).save(tmp)
+                with atomic_path(image_path) as tmp:
+                    Image.fromarray(image).save(tmp, quality=92)
+    write_text(
+        root / SYNTHETIC_MARKER,
         "SYNTHETIC data made by helpers.synthetic (coloured blobs on skin-like texture).\n"
         "Not dermoscopy images; for tests and demos only.\n")
     return root

@@ -14,7 +14,6 @@ Run ``python -m helpers.weights`` once to do this by hand.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import torch
 from torchvision.models import MobileNet_V2_Weights
+
+from helpers.atomic import write_bytes
 
 WEIGHTS = MobileNet_V2_Weights.IMAGENET1K_V1
 FILE_NAME = Path(WEIGHTS.url).name  # mobilenet_v2-b0353104.pth
@@ -56,10 +57,7 @@ def _install_verified(data: bytes, source: str, target: Path) -> None:
         raise WeightsUnavailableError(
             f"The weights from {source} have SHA-256 {actual}, expected {SHA256}; not used."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_bytes(target, data)
 
 
 def _from_download_server(target: Path, timeout: float) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.dataset import load_isic2016
+from helpers.data import load_isic2016
 from helpers.model import MobileNetV2UNet, count_parameters, parameter_summary
-from helpers.training import TrainConfig, build_model, fit, make_optimizer
+from helpers.train import TrainConfig, build_model, fit, make_optimizer
 
 
 def test_parameter_counts_match_report_a() -> None:
@@ -69,7 +69,8 @@ def test_frozen_encoder_is_bit_identical_after_an_epoch(
 
 
 def test_fine_tuning_uses_two_learning_rates() -> None:
-    config = TrainConfig(freeze_encoder=False, encoder_lr=1e-4, decoder_lr=1e-2)
+    config = TrainConfig(epochs=1, batch_size=2, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-2)
     model = build_model(config, pretrained=False)
     groups = {g["name"]: g for g in make_optimizer(model, config).param_groups}
     assert groups["encoder"]["lr"] == 1e-4 and groups["decoder"]["lr"] == 1e-2

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.dataset import load_isic2016
+from helpers.data import load_isic2016
+from helpers.evaluate import predict
 from helpers.metrics import score_table
-from helpers.training import TrainConfig, build_model, fit, predict
+from helpers.train import TrainConfig, build_model, fit
 
 
 def test_three_frozen_epochs_reach_dice_075(real_root: Path, tmp_path: Path) -> None:

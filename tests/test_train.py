@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -9,8 +10,11 @@ import pytest
 import torch
 
 from helpers.batches import TensorSet, augment
-from helpers.dataset import load_isic2016
-from helpers.training import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
+from helpers.data import load_isic2016
+from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
+
+FINE_TUNED = TrainConfig(epochs=1, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
     assert (history["lr_encoder"] == 1e-4).all() and (history["lr_decoder"] == 1e-3).all()
     assert (history["seconds"] > 0).all()
     assert history[["val_iou", "val_dice"]].stack().between(0, 1).all()
-    state = load_checkpoint(tmp_path / "best.pt", build_model(TrainConfig(freeze_encoder=False)))
+    state = load_checkpoint(tmp_path / "best.pt", build_model(FINE_TUNED))
     assert state["val_dice"] == history["val_dice"].max()
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -66,10 +70,10 @@ def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
 
 
 def test_frozen_feature_cache_matches_the_full_model(splits, tmp_path: Path) -> None:
-    config = TrainConfig(epochs=2, batch_size=6, freeze_encoder=True)
+    config = TrainConfig(epochs=2, batch_size=6, freeze_encoder=True, decoder_lr=1e-2)
     cached = fit(build_model(config), splits.train, splits.val, config, tmp_path / "a",
                  progress=False)
-    config.cache_encoder_features = False
+    config = dataclasses.replace(config, cache_encoder_features=False)
     full = fit(build_model(config), splits.train, splits.val, config, tmp_path / "b",
                progress=False)
     pd.testing.assert_series_equal(cached["train_loss"], full["train_loss"], rtol=1e-4)
@@ -94,9 +98,9 @@ def test_augmented_training_runs(splits, tmp_path: Path) -> None:
 
 
 def test_a_crashed_run_loses_nothing_and_resumes(splits, tmp_path: Path, monkeypatch) -> None:
-    import helpers.training as training
+    import helpers.train as training
     straight = run(splits, tmp_path / "straight", epochs=3)
-    real_evaluate, calls = training.evaluate, []
+    real_evaluate, calls = training.validate, []
 
     def crash_in_epoch_2(*args, **kwargs):
         calls.append(1)
@@ -104,10 +108,10 @@ def test_a_crashed_run_loses_nothing_and_resumes(splits, tmp_path: Path, monkeyp
             raise KeyboardInterrupt("power cut")
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(training, "evaluate", crash_in_epoch_2)
+    monkeypatch.setattr(training, "validate", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         run(splits, tmp_path / "crashed", epochs=3)
-    monkeypatch.setattr(training, "evaluate", real_evaluate)
+    monkeypatch.setattr(training, "validate", real_evaluate)
     assert len(pd.read_csv(tmp_path / "crashed" / "history.csv")) == 1
     resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]

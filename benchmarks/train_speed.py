@@ -1,10 +1,10 @@
 """Speed benchmark: the kit's training loop against plain loops, side by side in one run.
 
-    python -m helpers.benchmark --data-root DATA --json reports/benchmarks/cpu.json
+    python benchmarks/train_speed.py --data-root DATA --json reports/benchmarks/cpu.json
 
 Measured on the same images and machine, for frozen and fine-tuned training at each size:
 
-* ``kit``: :func:`helpers.training` as ``fit`` runs it (uint8 cache, channels_last, and for a
+* ``kit``: ``helpers.train.fit``'s epoch (uint8 cache, channels_last, and for a
   frozen encoder the features computed once, then decoder-only epochs);
 * ``reference``: a plain loop over the same model as report A would write it: the whole set
   loaded once as float32 NCHW tensors, a DataLoader over a TensorDataset, fp32, the full model
@@ -31,17 +31,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers.atomic import write_text
 from helpers.batches import TensorSet, normalise
-from helpers.dataset import SegmentationSet, isic2016_split, load_split
+from helpers.config import SYNTHETIC_ROOT, resolve_path
+from helpers.data import SegmentationSet, isic2016_split, load_split
+from helpers.evaluate import predict
 from helpers.model import MobileNetV2UNet
-from helpers.presets import SYNTHETIC_ROOT, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
-from helpers.training import (
+from helpers.train import (
     TrainConfig,
     build_model,
     encoder_features,
     make_optimizer,
-    predict,
     segmentation_loss,
     train_one_epoch,
 )
@@ -145,8 +146,9 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
         data = full.subset(range(min(n_images, len(full))))
         for mode in ("frozen", "fine-tuned"):
             frozen = mode == "frozen"
-            config = TrainConfig(batch_size=batch_size, freeze_encoder=frozen, encoder_lr=1e-4,
-                                 decoder_lr=1e-2, device="cpu")
+            config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                                 encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
+                                 device="cpu")
             kit_epoch, extra = kit_loop(data, config)
             torch.manual_seed(0)
             ours = MobileNetV2UNet(pretrained=True)
@@ -169,9 +171,10 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
             results["rows"].append(row)
             print(_format_row(row), flush=True)
         test = load_split(isic2016_split(data_root, "test"), size, progress=False)
-        model = build_model(TrainConfig(freeze_encoder=True, device="cpu"))
-        evaluation = _best_of(repeats, lambda m=model, t=test: predict(
-            m, t, TrainConfig(device="cpu")))
+        eval_config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=True,
+                                  decoder_lr=1e-2, device="cpu")
+        model = build_model(eval_config)
+        evaluation = _best_of(repeats, lambda m=model, t=test, c=eval_config: predict(m, t, c))
         results[f"eval_img_s_{size}"] = len(test) / evaluation
     rows = {(r["size"], r["mode"]): r for r in results["rows"]}
     for size in sizes:
@@ -215,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         path = resolve_path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(path)
+        write_text(path, text + "\n")
     return 0
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import helpers.data as dataset
 import numpy as np
 import pytest
 from PIL import Image
 
-import helpers.dataset as dataset
-from helpers.dataset import (
+from helpers.data import (
     DatasetError,
     SplitLayout,
     find_pairs,

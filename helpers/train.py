@@ -1,4 +1,4 @@
-"""Training and evaluation: ``fit`` with per-epoch history, checkpoints and resume.
+"""Training: ``fit`` with per-epoch validation, history, checkpoints and resume.
 
 A run lives in one folder::
 
@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from helpers.atomic import write_text
+from helpers.atomic import atomic_path, write_text
 from helpers.batches import TensorSet, augment, batch_indices
-from helpers.dataset import SegmentationSet
+from helpers.data import SegmentationSet
+from helpers.device import autocast, resolve_device
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
 
@@ -40,28 +39,70 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "va
                    "val_soft_dice", "lr_encoder", "lr_decoder", "seconds"]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (saved with it as ``config.json``)."""
+LOSSES = ("bce", "bce_dice")
 
-    epochs: int = 50
-    batch_size: int = 45
-    freeze_encoder: bool = True
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides one model's training run (saved with it as ``config.json``).
+
+    The values of a real run come from a preset (:mod:`helpers.config`); the defaults here
+    are only the neutral ones (no encoder learning rate, plain BCE, no augmentation). Invalid
+    values are refused on construction, before any work starts.
+    """
+
+    epochs: int
+    batch_size: int
+    freeze_encoder: bool
+    decoder_lr: float
     encoder_lr: float = 0.0
-    decoder_lr: float = 1e-2
     loss: str = "bce"  # "bce" or "bce_dice"
     seed: int = 0
     augment: bool = False
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     channels_last: bool = True
     amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
-    device: str = "auto"  # "auto", "cpu", "cuda", ...
     cache_encoder_features: bool = True  # frozen encoder + no augmentation only
     eval_batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidSetting(name, f"must be a whole number >= 1, not {value!r}")
+        for name in ("encoder_lr", "decoder_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise InvalidSetting(name, f"must be a finite number >= 0, not {value!r}")
+        if self.freeze_encoder and self.encoder_lr:
+            raise InvalidSetting("encoder_lr", "must be 0 when the encoder is frozen")
+        if not self.freeze_encoder and not self.encoder_lr:
+            raise InvalidSetting("encoder_lr", "must be > 0 when the encoder is fine-tuned")
+        if self.loss not in LOSSES:
+            raise InvalidSetting("loss", f"must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        for name in ("freeze_encoder", "augment", "channels_last", "amp",
+                     "cache_encoder_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidSetting(name, f"must be true or false, not {getattr(self, name)!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InvalidSetting("seed", f"must be a whole number, not {self.seed!r}")
+        try:
+            resolve_device(self.device)
+        except ValueError as error:
+            raise InvalidSetting("device", str(error).removeprefix(f"device {self.device!r}")
+                                 .lstrip(": ") or "is not valid") from error
+
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
+
+
+class InvalidSetting(ValueError):
+    """A setting with a value that cannot work; ``key`` names it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key, self.problem = key, problem
 
 
 def build_model(config: TrainConfig, pretrained: bool = True) -> MobileNetV2UNet:
@@ -97,13 +138,6 @@ def segmentation_loss(logits: Tensor, masks: Tensor, kind: str = "bce") -> Tenso
     return loss
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type != "cuda" or not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
 @torch.no_grad()
 def encoder_features(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
                      progress: bool = False) -> list[Tensor]:
@@ -114,7 +148,7 @@ def encoder_features(model: MobileNetV2UNet, data: TensorSet, config: TrainConfi
     for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
                       desc="Encoder features (computed once)", disable=not progress, leave=False):
         images, _ = data.batch(index, device, config.channels_last)
-        with _autocast(device, config.amp):
+        with autocast(device, config.amp):
             chunks.append([f.float() for f in model.encoder(images)])
     return [torch.cat(stage) for stage in zip(*chunks, strict=True)]
 
@@ -128,32 +162,16 @@ def _logits(model: MobileNetV2UNet, images: Tensor, index: Tensor,
 
 
 @torch.no_grad()
-def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: TrainConfig,
-            features: list[Tensor] | None = None, progress: bool = False) -> np.ndarray:
-    """Lesion probabilities (N, H, W) float32 for every sample, in order."""
-    data = data if isinstance(data, TensorSet) else TensorSet(data)
-    device = config.resolved_device()
-    model.eval()
-    out = []
-    for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
-                      desc="Predicting", disable=not progress, leave=False):
-        images, _ = data.batch(index, device, config.channels_last)
-        with _autocast(device, config.amp):
-            logits = _logits(model, images, index, features)
-        out.append(torch.sigmoid(logits.float())[:, 0].cpu())
-    return torch.cat(out).numpy()
-
-
-@torch.no_grad()
-def evaluate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
+def validate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
              features: list[Tensor] | None = None) -> dict[str, float]:
-    """Mean loss and mean per-image IoU/Dice (thresholded and soft) over ``data``."""
+    """Mean loss and mean per-image IoU/Dice (thresholded and soft) over ``data``: the
+    per-epoch validation. Test-set evaluation is :mod:`helpers.evaluate`."""
     device = config.resolved_device()
     model.eval()
     total_loss, scores = 0.0, {"iou": [], "dice": [], "soft_iou": [], "soft_dice": []}
     for index in batch_indices(len(data), config.eval_batch_size, shuffle=False):
         images, masks = data.batch(index, device, config.channels_last)
-        with _autocast(device, config.amp):
+        with autocast(device, config.amp):
             logits = _logits(model, images, index, features)
         total_loss += segmentation_loss(logits, masks, config.loss).item() * len(index)
         per_image = per_image_scores(torch.sigmoid(logits.float()).cpu(), masks.cpu())
@@ -176,7 +194,7 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         images, masks = data.batch(index, device, config.channels_last)
         if config.augment:
             images, masks = augment(images, masks, shuffle)
-        with _autocast(device, config.amp):
+        with autocast(device, config.amp):
             logits = _logits(model, images, index, features)
             loss = segmentation_loss(logits, masks, config.loss)
         optimizer.zero_grad(set_to_none=True)
@@ -189,9 +207,8 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
 
 
 def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
@@ -199,6 +216,22 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     return state
+
+
+def read_history(run_dir: str | Path) -> pd.DataFrame:
+    """The per-epoch history of the run in ``run_dir`` (``history.csv``)."""
+    return pd.read_csv(Path(run_dir) / "history.csv")
+
+
+def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "last"
+                 ) -> tuple[MobileNetV2UNet, int]:
+    """The model saved in ``run_dir`` (``"last"`` or ``"best"`` epoch) in eval mode, and the
+    epoch it comes from."""
+    if checkpoint not in ("last", "best"):
+        raise ValueError(f"checkpoint must be 'last' or 'best', not {checkpoint!r}")
+    model = build_model(config)
+    state = load_checkpoint(Path(run_dir) / f"{checkpoint}.pt", model)
+    return model.eval(), int(state["epoch"])
 
 
 def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
@@ -251,7 +284,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         began = time.perf_counter()
         train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
                                      scaler, progress=False)
-        scores = evaluate(model, val_set, config, val_features)
+        scores = validate(model, val_set, config, val_features)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": scores["loss"],
                "val_iou": scores["iou"], "val_dice": scores["dice"],
                "val_soft_iou": scores["soft_iou"], "val_soft_dice": scores["soft_dice"],

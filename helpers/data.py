@@ -23,10 +23,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
+
+from helpers.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from helpers.config import RunConfig
 
 ISIC2016_FOLDERS = {
     "train": ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"),
@@ -232,9 +238,8 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
     cache_dir.mkdir(parents=True, exist_ok=True)
     for stale in cache_dir.glob(f"{stem}-*.npz"):
         stale.unlink()
-    tmp = cache_file.with_suffix(".tmp.npz")
-    np.savez(tmp, images=images, masks=masks, original_sizes=sizes)
-    os.replace(tmp, cache_file)
+    with atomic_path(cache_file) as tmp:
+        np.savez(tmp, images=images, masks=masks, original_sizes=sizes)
     return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
 
 
@@ -293,3 +298,34 @@ def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout"
     train_idx, val_idx = train_val_split(len(train), val_fraction, seed)
     return Splits(train=train.subset(train_idx), val=train.subset(val_idx), test=test,
                   validation=validation)
+
+
+def load_splits(config: RunConfig, progress: bool = True) -> Splits:
+    """The training, validation and test sets of a run (its data folder, size, validation
+    practice and ``max_images``); the SYNTHETIC demo set is generated on first use."""
+    from helpers.config import SYNTHETIC_ROOT  # here, not at the top: config imports this module
+    from helpers.synthetic import write_synthetic_isic2016
+
+    if config.data_root == SYNTHETIC_ROOT:
+        write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
+    return load_isic2016(config.data_root, config.image_size, validation=config.validation,
+                         val_fraction=config.val_fraction, seed=config.seed,
+                         max_images=config.max_images, keep_ids=config.sample_ids)
+
+
+def describe(splits: Splits, root: str | Path) -> str:
+    """One line that names the data honestly; it goes into every title."""
+    if splits.train.synthetic:
+        return "SYNTHETIC lesions (not dermoscopy)"
+    root = Path(root)
+    label = "ISIC 2016 Part 1"
+    source = root / "SOURCE.txt"
+    if source.exists() and "RECONSTRUCTION" in source.read_text()[:300]:
+        official = {s: len((root / f"ids_{s}.txt").read_text().split())
+                    for s in ("train", "test")}
+        held_out = len(splits.val) if splits.validation == "holdout" else 0
+        found = {"train": len(splits.train) + held_out, "test": len(splits.test)}
+        label += (" (rebuilt from 512x512 centre crops of ISIC 2018; "
+                  f"{found['train']}/{official['train']} train, "
+                  f"{found['test']}/{official['test']} test)")
+    return label

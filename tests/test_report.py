@@ -1,0 +1,141 @@
+"""The report command: promised files, tables built from the runs, clear failures, safe
+output folders, no machine paths in what it writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import report
+from helpers.config import REPO_ROOT, ConfigError, load_config
+from helpers.data import DatasetError
+
+
+@pytest.fixture(scope="module")
+def smoke_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("smoke_report")
+    return report.make_report("smoke", data_root=synthetic_root, output_dir=out,
+                              overrides={"sample_ids": ["SYNTH_0026"]})
+
+
+@pytest.mark.notebooks
+def test_report_writes_every_promised_file(smoke_run: Path) -> None:
+    for name in report.NOTEBOOKS:
+        assert (smoke_run / "notebooks" / f"{name}.ipynb").stat().st_size > 0
+        assert (smoke_run / "html" / f"{name}.html").stat().st_size > 0
+    html = (smoke_run / "report.html").read_text()
+    assert "1. Data exploration" in html and "4. Comparing the two models" in html
+    assert "SYNTHETIC" in html
+    figures = {p.stem for p in (smoke_run / "figures").glob("*.png")}
+    assert {"01_samples", "01_resize", "02_model1_curves", "03_model2_curves",
+            "04_six_panel", "04_train_loss", "04_val_loss"} <= figures
+    tables = {p.name for p in (smoke_run / "tables").iterdir()}
+    for name in ("01_counts", "02_model1_epochs", "03_model2_epochs", "04_comparison",
+                 "04_official_scores", "04_paired_dice"):
+        assert f"{name}.csv" in tables and f"{name}.md" in tables
+
+
+@pytest.mark.notebooks
+def test_comparison_table_comes_from_the_runs(smoke_run: Path) -> None:
+    comparison = pd.read_csv(smoke_run / "tables" / "04_comparison.csv")
+    assert list(comparison["Model"]) == ["Model 1", "Model 2"]
+    for row, name in zip(comparison.itertuples(), ("frozen", "fine_tuned"), strict=True):
+        last = pd.read_csv(smoke_run / "runs" / name / "history.csv").iloc[-1]
+        assert row._4 == pytest.approx(last["train_loss"])  # "Training Loss"
+        assert row._7 == pytest.approx(last["val_dice"])  # "Validation Dice"
+    assert list(comparison["Trainable"]) == [1_594_314, 3_818_186]
+
+
+@pytest.mark.notebooks
+def test_six_panel_and_official_scores_cover_both_models(smoke_run: Path) -> None:
+    official = pd.read_csv(smoke_run / "tables" / "04_official_scores.csv", index_col=0)
+    assert list(official.index) == ["Model 1", "Model 2"]
+    per_image = pd.read_csv(smoke_run / "tables" / "04_official_per_image_frozen.csv")
+    assert official.loc["Model 1", "dice"] == pytest.approx(per_image["dice"].mean())
+    executed = (smoke_run / "notebooks" / "04_comparison.ipynb").read_text()
+    assert "SYNTH_0026" in executed  # the requested sample id is in the figure's rows
+
+
+@pytest.mark.notebooks
+def test_the_run_takes_the_settings_it_was_given(smoke_run: Path) -> None:
+    executed = json.loads((smoke_run / "notebooks" / "02_frozen_encoder.ipynb").read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get(
+        "tags", [])]
+    assert len(injected) == 1 and "preset = \"smoke\"" in "".join(injected[0]["source"])
+    history = pd.read_csv(smoke_run / "runs" / "frozen" / "history.csv")
+    assert list(history["epoch"]) == [1, 2]  # smoke.yaml: train.epochs 2
+
+
+@pytest.mark.notebooks
+def test_no_machine_paths_in_the_outputs(smoke_run: Path) -> None:
+    for path in [*(smoke_run / "notebooks").glob("*.ipynb"), smoke_run / "report.html"]:
+        text = path.read_text()
+        assert str(REPO_ROOT) not in text, path
+        assert "PosixPath(" not in text, path
+
+
+@pytest.mark.notebooks
+def test_a_failing_notebook_is_named_and_earlier_output_kept(synthetic_root: Path,
+                                                             tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(report, "NOTEBOOKS", report.NOTEBOOKS[:2])
+    # Data with an unreadable image: 01 fails in its loading cell, naming the file.
+    broken = tmp_path / "data"
+    shutil.copytree(synthetic_root, broken)
+    bad = broken / "ISBI2016_ISIC_Part1_Training_Data" / "SYNTH_0003.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(report.NotebookFailed,
+                       match=r"01_data_exploration\.ipynb failed in cell \d+.*SYNTH_0003\.jpg"):
+        report.make_report("smoke", data_root=broken, output_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "notebooks" / "01_data_exploration.ipynb").exists()
+
+
+def test_a_misspelt_preset_key_fails_before_any_notebook_runs(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.setattr(report, "execute", lambda *a: pytest.fail("a notebook ran"))
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml: unknown key 'train\.epoch'"):
+        report.make_report(str(preset), output_dir=tmp_path / "out")
+    assert report.main(["--preset", str(preset), "--output-dir", str(tmp_path / "o")]) == 1
+
+
+def test_missing_data_says_where_to_put_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="challenge.isic-archive.com"):
+        report.check_data(tmp_path / "isic2016")
+
+
+@pytest.mark.parametrize("folder", [".", "notebooks", "notebooks/out", "helpers"])
+def test_output_folder_over_the_kits_sources_is_refused(folder: str, monkeypatch) -> None:
+    monkeypatch.setattr(report, "execute", lambda *a: pytest.fail("a notebook ran"))
+    with pytest.raises(report.OutputFolderError, match="would overwrite the kit's own"):
+        report.make_report("demo", output_dir=REPO_ROOT / folder)
+
+
+def test_output_folder_that_is_a_file_gives_one_line(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    assert report.main(["--preset", "demo", "--output-dir", str(target)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is a file, not a folder" in error
+    assert target.read_text() == "mine"
+
+
+def test_relative_output_dir_is_taken_from_the_current_folder(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    seen = {}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "make_report",
+                        lambda preset, data_root, output_dir: seen.update(out=output_dir))
+    assert report.main(["--preset", "demo", "--output-dir", "here"]) == 0
+    assert seen["out"] == tmp_path / "here"
+
+
+def test_notebook_parameters_are_relative_to_the_repository(tmp_path: Path) -> None:
+    config = load_config("demo", output_dir="reports/x")
+    parameters = report.notebook_parameters(config, {"seed": 1})
+    assert parameters == {"preset": "demo", "data_root": "data/synthetic",
+                          "output_dir": "reports/x", "overrides": {"seed": 1}}
