@@ -33,10 +33,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.atomic import write_text
 from helpers.batches import TensorSet, normalise
-from helpers.config import SYNTHETIC_ROOT, resolve_path
 from helpers.data import SegmentationSet, isic2016_split, load_split
 from helpers.evaluate import predict
 from helpers.model import MobileNetV2UNet
+from helpers.paths import SYNTHETIC_ROOT, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
 from helpers.train import (
     TrainConfig,

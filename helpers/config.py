@@ -27,12 +27,11 @@ from typing import Any
 
 import yaml
 
+from helpers.paths import REPO_ROOT, display_path, resolve_path
 from helpers.train import InvalidSetting, TrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PRESET_DIR = REPO_ROOT / "presets"
 BASE_PRESET = "report_a"
-SYNTHETIC_ROOT = REPO_ROOT / "data" / "synthetic"
 DATA_ROOT_VARIABLE = "LESIONKIT_ISIC2016"
 DEFAULT_DATA_ROOT = "data/isic2016"
 
@@ -52,22 +51,6 @@ BLOCKS = ("train", *MODEL_NAMES)
 
 class ConfigError(ValueError):
     """A preset or override that cannot be used; the message names the file and the key."""
-
-
-def resolve_path(path: str | Path) -> Path:
-    """A relative path is taken from the repository root (so notebooks run from anywhere)."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
-def display_path(path: str | Path) -> str:
-    """``path`` relative to the repository when it lies inside it (no machine paths in
-    reports), else as it is."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def resolve_data_root(explicit: str | Path | None = None) -> Path:

@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_path
+from helpers.paths import SYNTHETIC_ROOT
 
 if TYPE_CHECKING:
     from helpers.config import RunConfig
@@ -303,8 +304,7 @@ def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout"
 def load_splits(config: RunConfig, progress: bool = True) -> Splits:
     """The training, validation and test sets of a run (its data folder, size, validation
     practice and ``max_images``); the SYNTHETIC demo set is generated on first use."""
-    from helpers.config import SYNTHETIC_ROOT  # here, not at the top: config imports this module
-    from helpers.synthetic import write_synthetic_isic2016
+    from helpers.synthetic import write_synthetic_isic2016  # here: it imports this module
 
     if config.data_root == SYNTHETIC_ROOT:
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)

@@ -121,6 +121,7 @@ class MobileNetV2UNet(nn.Module):
         super().__init__()
         self.encoder = MobileNetV2Encoder(pretrained=pretrained)
         self.decoder = UNetDecoder(dropout=dropout)
+        self.pretrained = pretrained
         self.encoder_frozen = False
         if freeze_encoder:
             self.freeze_encoder()

@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from helpers.atomic import write_text
 from helpers.config import (
     REPO_ROOT,
-    SYNTHETIC_ROOT,
     ConfigError,
     RunConfig,
     available_presets,
@@ -42,6 +41,7 @@ from helpers.config import (
     load_config,
 )
 from helpers.data import ISIC2016_FOLDERS, DatasetError
+from helpers.paths import SYNTHETIC_ROOT
 
 NOTEBOOKS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"

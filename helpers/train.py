@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from helpers import runs
 from helpers.atomic import atomic_path, write_text
 from helpers.batches import TensorSet, augment, batch_indices
 from helpers.data import SegmentationSet
 from helpers.device import autocast, resolve_device
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
+from helpers.paths import display_path
+from helpers.runs import RunFolderError
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "val_soft_iou",
                    "val_soft_dice", "lr_encoder", "lr_decoder", "seconds"]
@@ -190,7 +194,10 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
     model.train()
     total, seen = 0.0, 0
     batches = list(batch_indices(len(data), config.batch_size, shuffle=True, generator=shuffle))
-    for index in tqdm(batches, desc=f"Epoch {epoch}", disable=not progress, leave=False):
+    if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one image
+        batches[-2:] = [torch.cat(batches[-2:])]
+    for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
+                                        leave=False), start=1):
         images, masks = data.batch(index, device, config.channels_last)
         if config.augment:
             images, masks = augment(images, masks, shuffle)
@@ -201,7 +208,14 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += loss.item() * len(index)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"Epoch {epoch}, batch {number} of {len(batches)}: the training loss is "
+                f"{value}. Training stopped before this step; the checkpoints keep the last "
+                "finished epoch. Lower the learning rate, or look for NaN or infinite values "
+                "in the data.")
+        total += value * len(index)
         seen += len(index)
     return total / seen
 
@@ -212,15 +226,23 @@ def _save_atomic(obj: object, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
-    """Load a checkpoint's weights into ``model`` (safely: ``weights_only=True``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    """Load a checkpoint's weights into ``model`` (safely: ``weights_only=True``); a damaged
+    file or one from another program stops with :class:`RunFolderError` naming it."""
+    path = Path(path)
+    state = runs.read_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise RunFolderError(f"{path} does not fit this model: {str(error)[:300]}") from error
     return state
 
 
 def read_history(run_dir: str | Path) -> pd.DataFrame:
-    """The per-epoch history of the run in ``run_dir`` (``history.csv``)."""
-    return pd.read_csv(Path(run_dir) / "history.csv")
+    """The per-epoch history of the finished epochs of the run in ``run_dir``."""
+    run_dir = Path(run_dir)
+    state = runs.read_checkpoint(run_dir / runs.LAST)
+    return pd.DataFrame(runs.trusted_history(run_dir, state, HISTORY_COLUMNS),
+                        columns=HISTORY_COLUMNS)
 
 
 def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "last"
@@ -234,21 +256,69 @@ def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "la
     return model.eval(), int(state["epoch"])
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the checkpoints keep the last good epoch."""
+
+
 def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
-        config: TrainConfig, out_dir: str | Path, resume: bool = False,
+        config: TrainConfig, out_dir: str | Path, resume: bool = False, fresh: bool = False,
         progress: bool = True) -> pd.DataFrame:
     """Train for ``config.epochs`` epochs; return the per-epoch history as a DataFrame.
 
-    ``progress`` shows one bar over the epochs (one bar, so notebooks stay small).
+    After every epoch ``history.csv`` and ``last.pt`` are written (atomically), and
+    ``best.pt`` when the validation Dice improves (see :mod:`helpers.runs` for the folder).
+    With ``resume=True`` a run in ``out_dir`` continues where it stopped (a finished run just
+    returns its history) provided it has the same settings and the same data; without it, an
+    existing run is never overwritten, unless ``fresh=True`` asks to delete it and start
+    again. A NaN or infinite loss stops training with :class:`NonFiniteLossError` before
+    anything is saved, so the checkpoints keep the last good epoch.
 
-    After every epoch the history CSV and ``last.pt`` are written (atomically), and ``best.pt``
-    when the validation Dice improves. With ``resume=True`` a run in ``out_dir`` continues
-    where it stopped (a finished run just returns its history); without it, an existing run
-    in ``out_dir`` is never overwritten.
+    ``progress`` shows one bar over the epochs (one bar, so notebooks stay small).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    history_path, last_path = out_dir / "history.csv", out_dir / "last.pt"
+    fingerprint = runs.data_fingerprint(train, val, model.pretrained,
+                                        _common_folder(train.image_paths))
+    with runs.locked(out_dir):
+        if fresh:
+            runs.clear(out_dir)
+        history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress)
+    return history
+
+
+def _common_folder(paths: list[Path]) -> str:
+    if not paths:
+        return ""
+    root = Path(os.path.commonpath([p.parent for p in paths])).parent
+    return display_path(root)
+
+
+def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
+                  config: TrainConfig, out_dir: Path, fingerprint: dict
+                  ) -> tuple[int, float, list[dict]]:
+    """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``."""
+    last_path = out_dir / runs.LAST
+    saved = runs.read_json(out_dir / runs.CONFIG)
+    changed = {k for k, v in dataclasses.asdict(config).items()
+               if k != "epochs" and saved.get(k) != v}
+    if changed:
+        raise RunFolderError(f"Cannot resume {out_dir}: its settings differ in "
+                             f"{sorted(changed)}. Use another output folder for a different "
+                             "configuration.")
+    runs.check_data(out_dir, fingerprint)
+    state = load_checkpoint(last_path, model)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, ValueError) as error:
+        raise RunFolderError(f"{last_path} has no usable optimiser state ({error}).") from error
+    rows = runs.trusted_history(out_dir, state, HISTORY_COLUMNS)
+    return int(state["epoch"]) + 1, float(state["best_dice"]), rows
+
+
+def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
+                config: TrainConfig, out_dir: Path, resume: bool, fingerprint: dict,
+                progress: bool) -> pd.DataFrame:
+    history_path, last_path = out_dir / runs.HISTORY, out_dir / runs.LAST
     device = config.resolved_device()
     optimizer = make_optimizer(model, config)
     rows: list[dict] = []
@@ -257,17 +327,10 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a run (last.pt). Pass resume=True "
                                   "to continue it, or choose another output folder.")
-        saved = json.loads((out_dir / "config.json").read_text())
-        changed = {k for k, v in dataclasses.asdict(config).items()
-                   if k != "epochs" and saved.get(k) != v}
-        if changed:
-            raise ValueError(f"Cannot resume {out_dir}: its settings differ in {sorted(changed)}. "
-                             "Use another output folder for a different configuration.")
-        state = load_checkpoint(last_path, model)
-        optimizer.load_state_dict(state["optimizer"])
-        start, best_dice = state["epoch"] + 1, state["best_dice"]
-        rows = pd.read_csv(history_path).query("epoch < @start").to_dict("records")
-    write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+        start, best_dice, rows = _resume_state(model, optimizer, config, out_dir, fingerprint)
+    write_text(out_dir / runs.CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
+    write_text(out_dir / runs.DATA, json.dumps(fingerprint, indent=2))
+    write_text(history_path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
 
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
@@ -285,6 +348,11 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
                                      scaler, progress=False)
         scores = validate(model, val_set, config, val_features)
+        if not math.isfinite(scores["loss"]):
+            raise NonFiniteLossError(
+                f"Epoch {epoch}: the validation loss is {scores['loss']} (the weights are no "
+                f"longer finite). Nothing of this epoch was saved; {last_path} keeps epoch "
+                f"{epoch - 1}. Lower the learning rate or check the data.")
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": scores["loss"],
                "val_iou": scores["iou"], "val_dice": scores["dice"],
                "val_soft_iou": scores["soft_iou"], "val_soft_dice": scores["soft_dice"],
@@ -296,8 +364,8 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         if scores["dice"] > best_dice:
             best_dice = scores["dice"]
             _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
-                         out_dir / "best.pt")
+                         out_dir / runs.BEST)
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "epoch": epoch, "best_dice": best_dice}, last_path)
+                      "epoch": epoch, "best_dice": best_dice, "history": rows}, last_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

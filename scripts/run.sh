@@ -7,4 +7,4 @@ bash scripts/setup.sh
 preset=${1:-demo}
 args=(--preset "$preset")
 [ $# -ge 2 ] && args+=(--data-root "$2")
-exec .venv/bin/python -m helpers.pipeline "${args[@]}"
+exec .venv/bin/python -m helpers.report "${args[@]}"

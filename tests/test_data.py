@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import helpers.data as dataset
 import numpy as np
 import pytest
 from PIL import Image
 
+import helpers.data as dataset
 from helpers.data import (
     DatasetError,
     SplitLayout,

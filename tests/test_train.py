@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from helpers.batches import TensorSet, augment
 from helpers.data import load_isic2016
+from helpers.runs import RunFolderError
 from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
 
 FINE_TUNED = TrainConfig(epochs=1, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
@@ -65,7 +67,7 @@ def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
     run(splits, tmp_path, epochs=1)
     with pytest.raises(FileExistsError, match="already holds a run"):
         run(splits, tmp_path, epochs=1)
-    with pytest.raises(ValueError, match="settings differ in .*seed"):
+    with pytest.raises(RunFolderError, match="settings differ in .*seed"):
         run(splits, tmp_path, epochs=2, resume=True, seed=5)
 
 
@@ -116,3 +118,55 @@ def test_a_crashed_run_loses_nothing_and_resumes(splits, tmp_path: Path, monkeyp
     resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+
+
+def test_nan_pixels_stop_training_naming_epoch_and_batch(splits, tmp_path: Path) -> None:
+    from helpers.train import NonFiniteLossError
+    bad = splits.train.subset(range(len(splits.train)))
+    bad.images = bad.images.astype(np.float32)
+    bad.images[:] = np.nan
+    config = TrainConfig(epochs=1, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-3)
+    with pytest.raises(NonFiniteLossError, match=r"Epoch 1, batch 1 of 3: the training loss "
+                                                 r"is nan"):
+        fit(build_model(config), bad, splits.val, config, tmp_path, progress=False)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+def test_a_non_finite_loss_never_overwrites_good_checkpoints(splits, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    import helpers.train as training
+    run(splits, tmp_path, epochs=1)
+    last, best = (tmp_path / "last.pt").read_bytes(), (tmp_path / "best.pt").read_bytes()
+    monkeypatch.setattr(training, "segmentation_loss", lambda logits, *a: logits.sum() * np.inf)
+    with pytest.raises(training.NonFiniteLossError, match="Epoch 2, batch 1"):
+        run(splits, tmp_path, epochs=2, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == last
+    assert (tmp_path / "best.pt").read_bytes() == best
+    assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [1]
+
+
+def test_a_last_batch_of_one_image_trains(synthetic_root: Path, tmp_path: Path) -> None:
+    # 32x32 input: the bottleneck is 1x1, so BatchNorm cannot train on a batch of one image.
+    data = load_isic2016(synthetic_root, size=32, val_fraction=0.25)  # 18 training images
+    config = TrainConfig(epochs=1, batch_size=17, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-3)
+    history = fit(build_model(config), data.train, data.val, config, tmp_path, progress=False)
+    assert len(history) == 1 and np.isfinite(history["train_loss"]).all()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1"),
+    ({"epochs": 2.5}, "epochs must be a whole number >= 1"),
+    ({"decoder_lr": -0.1}, "decoder_lr must be a finite number >= 0"),
+    ({"decoder_lr": float("nan")}, "decoder_lr must be a finite number >= 0"),
+    ({"encoder_lr": 1e-4}, "encoder_lr must be 0 when the encoder is frozen"),
+    ({"loss": "dice"}, "loss must be one of bce, bce_dice, not 'dice'"),
+    ({"device": "gpu"}, "device is not one of auto, cpu, cuda, cuda:N, mps"),
+])
+def test_invalid_settings_are_refused_before_any_work(settings: dict, message: str) -> None:
+    values = {"epochs": 1, "batch_size": 2, "freeze_encoder": True, "decoder_lr": 1e-2,
+              **settings}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**values)

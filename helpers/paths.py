@@ -1,0 +1,28 @@
+"""Paths of the repository: where relative paths are taken from, and how paths are shown.
+
+Reports must not carry the paths of the machine that made them, so every path a notebook or
+table shows goes through :func:`display_path`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Where the demo presets generate their SYNTHETIC data set.
+SYNTHETIC_ROOT = REPO_ROOT / "data" / "synthetic"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A relative path is taken from the repository root (so notebooks run from anywhere)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the repository (``../shared/x`` for a neighbour folder), or as it
+    is when it lies elsewhere on the machine."""
+    path = Path(path).resolve()
+    relative = Path(os.path.relpath(path, REPO_ROOT))
+    return str(path) if relative.parts[:2] == ("..", "..") else relative.as_posix()

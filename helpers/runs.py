@@ -1,0 +1,192 @@
+"""A training run's folder, and everything that keeps it trustworthy::
+
+    history.csv   one row per finished epoch (also kept inside last.pt)
+    last.pt       model, optimiser and history after the latest epoch (for resuming)
+    best.pt       model weights of the epoch with the best validation Dice
+    config.json   the TrainConfig the run was started with
+    data.json     a fingerprint of the data it was trained on
+    .lock         present while a process trains in the folder (who, since when)
+
+Why each piece: resuming with other images or another size would continue into one mixed
+history, and a notebook that reuses an output folder would score new data with old models,
+so the data fingerprint must match. ``history.csv`` can be cut short by a crash or an editor;
+``last.pt`` holds the rows it was saved with, so the history is rebuilt from it. Two processes
+training into one folder would overwrite each other's checkpoints, so the second one stops.
+Any file that cannot be read stops with its name and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import socket
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from helpers.data import SegmentationSet
+
+HISTORY, LAST, BEST, CONFIG, DATA, LOCK = ("history.csv", "last.pt", "best.pt", "config.json",
+                                           "data.json", ".lock")
+RUN_FILES = (HISTORY, LAST, BEST, CONFIG, DATA)
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used as it is; the message names the file and what to do."""
+
+
+def _start_again(folder: Path) -> str:
+    return (f"Delete the folder {folder} to start this run again (or call fit with fresh=True), "
+            "or choose another output folder.")
+
+
+def _digest(*chunks: bytes) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(train: SegmentationSet, val: SegmentationSet, pretrained: bool,
+                     data_root: str = "") -> dict:
+    """What a run was trained and validated on: ids, image size, pixels and the encoder's
+    starting point. ``data_root`` is recorded for people; it is not compared (the same
+    images in another folder are the same data)."""
+    def describe(data: SegmentationSet) -> dict:
+        ids = "\n".join(data.ids).encode()
+        return {"images": len(data), "ids": _digest(ids),
+                "pixels": _digest(data.images.tobytes(), data.masks.tobytes())}
+
+    return {"image_size": train.image_size, "pretrained": pretrained,
+            "train": describe(train), "validation": describe(val), "data_root": data_root}
+
+
+def check_data(folder: Path, fingerprint: dict) -> None:
+    """Refuse to go on in ``folder`` when its run was trained on other data."""
+    path = folder / DATA
+    if not path.exists():
+        return
+    saved = read_json(path)
+    compared = ("image_size", "pretrained", "train", "validation")
+    differ = [key for key in compared if saved.get(key) != fingerprint[key]]
+    if differ:
+        details = "; ".join(f"{key}: the run has {saved.get(key)}, now {fingerprint[key]}"
+                            for key in differ)
+        raise RunFolderError(f"{folder} holds a run trained on other data ({details}). "
+                             + _start_again(folder))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error}). "
+                             + _start_again(path.parent)) from error
+    if not isinstance(value, dict):
+        raise RunFolderError(f"{path} does not hold a mapping. " + _start_again(path.parent))
+    return value
+
+
+def read_checkpoint(path: Path, needs: tuple[str, ...] = ("model", "epoch")) -> dict:
+    """A checkpoint written by :func:`helpers.train.fit`, loaded safely (``weights_only``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise RunFolderError(f"{path} does not exist: train the model first.") from error
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:
+        raise RunFolderError(f"{path} cannot be read: it is damaged or not a checkpoint "
+                             f"({type(error).__name__}: {str(error)[:200]}). "
+                             + _start_again(path.parent)) from error
+    missing = [key for key in needs if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise RunFolderError(f"{path} is not a lesionkit checkpoint (it lacks "
+                             f"{', '.join(missing)}). " + _start_again(path.parent))
+    return state
+
+
+def trusted_history(folder: Path, state: dict, columns: list[str]) -> list[dict]:
+    """The rows of the epochs ``last.pt`` holds, 1 .. its epoch.
+
+    They come from ``last.pt`` itself where it has them (``history.csv`` is then rewritten
+    if it disagrees); else from ``history.csv``, which must then have exactly those epochs
+    with finite values.
+    """
+    epochs = int(state["epoch"])
+    if "history" in state:
+        return [dict(row) for row in state["history"]][:epochs]
+    path = folder / HISTORY
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error}) and {folder / LAST} does not "
+                             "hold the history. " + _start_again(folder)) from error
+    history = history[history.get("epoch", pd.Series(dtype=int)) <= epochs] \
+        if "epoch" in history else history
+    wrong = (list(history.columns) != columns
+             or list(history["epoch"]) != list(range(1, epochs + 1))
+             or not history.drop(columns="seconds").notna().all().all())
+    if wrong:
+        raise RunFolderError(f"{path} does not agree with {folder / LAST} (epochs 1 to "
+                             f"{epochs} with finite values expected). " + _start_again(folder))
+    return history.to_dict("records")
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock while training; refuse when another live process holds it."""
+    path = folder / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%F %T")}
+    for _ in range(2):
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is not None:
+                raise RunFolderError(
+                    f"{folder} is in use: process {holder.get('pid')} on {holder.get('host')} "
+                    f"has trained there since {holder.get('since')} ({path}). Wait for it to "
+                    "finish, or train into another folder.") from None
+            path.unlink(missing_ok=True)  # left by a process that no longer runs
+            continue
+        with os.fdopen(handle, "w") as file:
+            json.dump(me, file)
+        break
+    else:
+        raise RunFolderError(f"Could not take the lock {path}; try again.")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> dict | None:
+    """Who holds the lock at ``path``, or None when it is stale (its process is gone)."""
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return None if time.time() - path.stat().st_mtime > 60 else {"pid": "?", "host": "?"}
+    if holder.get("host") != socket.gethostname():
+        return holder  # another machine (a shared disk): we cannot tell, so we respect it
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except (KeyError, ValueError, TypeError):
+        return None
+    except PermissionError:
+        pass  # alive, but another user's
+    return holder
+
+
+def clear(folder: Path) -> None:
+    """Remove a run's files from ``folder`` (for a fresh start on request)."""
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)

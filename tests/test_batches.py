@@ -1,0 +1,43 @@
+"""Batches: ImageNet normalisation, channels_last layout, paired augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.batches import IMAGENET_MEAN, IMAGENET_STD, TensorSet, augment, batch_indices
+from helpers.data import load_isic2016
+
+
+@pytest.fixture(scope="module")
+def tensors(synthetic_root: Path) -> TensorSet:
+    return TensorSet(load_isic2016(synthetic_root, size=64, val_fraction=0.25).train)
+
+
+def test_batches_are_normalised_channels_last_floats(tensors: TensorSet) -> None:
+    images, masks = tensors.batch(torch.arange(4))
+    assert images.shape == (4, 3, 64, 64) and masks.shape == (4, 1, 64, 64)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    raw = tensors.images[:4].permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(images, (raw - mean) / std, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_indices_cover_every_sample_once() -> None:
+    batches = list(batch_indices(10, 4, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat(batches).tolist()) == list(range(10))
+
+
+def test_augmentation_keeps_pairs_aligned_and_masks_binary(tensors: TensorSet) -> None:
+    images, masks = tensors.batch(torch.arange(6))
+    marked = images.clone()
+    marked[:, 0] = masks[:, 0] * 5  # channel 0 now carries the mask
+    aug_images, aug_masks = augment(marked, masks, torch.Generator().manual_seed(0),
+                                    colour_jitter=0)
+    assert torch.equal(aug_images[:, 0], aug_masks[:, 0] * 5)
+    assert set(aug_masks.unique().tolist()) <= {0.0, 1.0}
+    assert aug_images.shape == images.shape

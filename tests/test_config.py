@@ -1,0 +1,157 @@
+"""The run configuration: presets as differences from report A, checked before any work."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from helpers.config import (
+    PRESET_DIR,
+    REPO_ROOT,
+    RUN_KEYS,
+    TRAIN_KEYS,
+    ConfigError,
+    available_presets,
+    load_config,
+    resolve_data_root,
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("preset", available_presets())
+def test_every_preset_loads(preset: str) -> None:
+    config = load_config(preset)
+    assert config.preset == preset and config.frozen.freeze_encoder
+    assert not config.fine_tuned.freeze_encoder and config.frozen.encoder_lr == 0
+
+
+def test_report_a_is_the_base_with_the_reports_settings() -> None:
+    config = load_config("report_a")
+    assert (config.image_size, config.validation, config.seed) == (128, "test", 0)
+    for name in ("frozen", "fine_tuned"):
+        settings = config.model(name)
+        assert (settings.epochs, settings.batch_size, settings.loss) == (50, 45, "bce")
+    assert config.frozen.decoder_lr == 0.01
+    assert (config.fine_tuned.encoder_lr, config.fine_tuned.decoder_lr) == (1e-4, 1e-2)
+
+
+def test_other_presets_list_only_their_differences() -> None:
+    b = load_config("report_b")
+    assert (b.frozen.epochs, b.frozen.batch_size, b.fine_tuned.encoder_lr) == (25, 32, 1e-3)
+    assert b.image_size == 128 and b.validation == "test"  # inherited from report_a.yaml
+    text = (PRESET_DIR / "report_b.yaml").read_text()
+    assert "image_size" not in text and "loss" not in text
+
+
+def test_a_misspelt_key_names_the_file_and_the_key(tmp_path: Path) -> None:
+    preset = write(tmp_path / "mine.yaml", "image_sise: 256\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml: unknown key 'image_sise'"):
+        load_config(preset)
+    nested = write(tmp_path / "nested.yaml", "frozen:\n  decoder_rl: 0.1\n")
+    with pytest.raises(ConfigError, match=r"nested\.yaml: unknown key 'frozen\.decoder_rl'"):
+        load_config(nested)
+
+
+def test_a_misspelt_override_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"overrides: unknown key 'train\.epoch'"):
+        load_config("smoke", overrides={"train": {"epoch": 3}})
+
+
+def test_run_wide_settings_inside_a_model_block_say_where_they_belong(tmp_path) -> None:
+    preset = write(tmp_path / "seeded.yaml", "fine_tuned:\n  seed: 3\n")
+    with pytest.raises(ConfigError, match="set it at the top level"):
+        load_config(preset)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("image_size: 100\n", "image_size must be a positive multiple of 32"),
+    ("image_size: 0\n", "image_size must be a positive multiple of 32"),
+    ("validation: tset\n", "validation must be one of holdout, test, not 'tset'"),
+    ("val_fraction: 1.0\n", "val_fraction must be a number between 0 and 1"),
+    ("max_images: 0\n", "max_images must be null or a whole number"),
+    ("train:\n  batch_size: 0\n", r"train\.batch_size must be a whole number >= 1"),
+    ("frozen:\n  decoder_lr: -1\n", r"frozen\.decoder_lr must be a finite number >= 0"),
+    ("fine_tuned:\n  encoder_lr: -1e-4\n", r"fine_tuned\.encoder_lr must be a finite number"),
+    ("frozen:\n  encoder_lr: 0.001\n", r"frozen\.encoder_lr must be 0 when the encoder is"),
+    ("train:\n  loss: dice\n", r"train\.loss must be one of bce, bce_dice"),
+    ("device: gpu\n", "device is not one of auto, cpu, cuda, cuda:N, mps"),
+])
+def test_invalid_values_are_refused_naming_file_and_key(tmp_path: Path, text: str,
+                                                        message: str) -> None:
+    preset = write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ConfigError, match=r"bad\.yaml: " + message):
+        load_config(preset)
+
+
+def test_unknown_preset_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'.*report_a"):
+        load_config("nope")
+
+
+def test_overrides_change_one_model_or_both() -> None:
+    config = load_config("report_a", overrides={"train": {"epochs": 3},
+                                                "fine_tuned": {"encoder_lr": 1e-3}})
+    assert config.frozen.epochs == config.fine_tuned.epochs == 3
+    assert config.fine_tuned.encoder_lr == 1e-3 and config.frozen.decoder_lr == 0.01
+
+
+def test_the_config_is_frozen() -> None:
+    config = load_config("smoke")
+    with pytest.raises(AttributeError):
+        config.seed = 3  # type: ignore[misc]
+
+
+def test_data_root_explicit_then_environment_then_default(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LESIONKIT_ISIC2016", str(tmp_path / "from_env"))
+    assert load_config("report_a", data_root=tmp_path / "given").data_root == tmp_path / "given"
+    assert load_config("report_a").data_root == tmp_path / "from_env"
+    assert load_config("demo").data_root == REPO_ROOT / "data" / "synthetic"  # its own
+    monkeypatch.delenv("LESIONKIT_ISIC2016")
+    assert load_config("report_a").data_root == REPO_ROOT / "data" / "isic2016"
+    assert resolve_data_root("elsewhere") == REPO_ROOT / "elsewhere"
+
+
+def test_run_folders_are_spelled_once() -> None:
+    config = load_config("smoke", output_dir="reports/x")
+    assert config.run_dir("frozen") == REPO_ROOT / "reports" / "x" / "runs" / "frozen"
+    with pytest.raises(KeyError):
+        config.run_dir("model1")
+
+
+def test_notebooks_set_no_settings_of_their_own() -> None:
+    # Defaults live in presets/ alone: the parameters cell names the preset, the data folder
+    # (None: resolved as everywhere else), the output folder and overrides; nothing else.
+    settings = (set(RUN_KEYS) | set(TRAIN_KEYS)) - {"data_root"}
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            tree = ast.parse(cell.source)
+            assigned = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                        for target in node.targets if isinstance(target, ast.Name)}
+            assert not assigned & settings, (path.name, assigned & settings)
+            if "parameters" in cell.metadata.get("tags", []):
+                assert assigned == {"preset", "data_root", "output_dir", "overrides"}
+
+
+def test_setting_values_appear_once_in_the_presets() -> None:
+    # Each report A value is written in report_a.yaml only; other presets hold differences.
+    base = yaml.safe_load((PRESET_DIR / "report_a.yaml").read_text())
+    for preset in available_presets():
+        if preset == "report_a":
+            continue
+        values = yaml.safe_load((PRESET_DIR / f"{preset}.yaml").read_text())
+        for key, value in values.items():
+            if isinstance(value, dict):
+                same = {k for k, v in value.items() if base.get(key, {}).get(k) == v}
+            else:
+                same = {key} if base.get(key) == value else set()
+            assert not same, f"{preset}.yaml repeats report_a.yaml's {sorted(same)}"

@@ -1,0 +1,85 @@
+"""Test-set evaluation: predictions, official scoring that agrees with the kit's own metrics
+and loader, and the paired comparison of two models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers.data import isic2016_split, load_split
+from helpers.evaluate import official_isic_scores, paired_comparison, predict, upsample
+from helpers.metrics import score_table
+from helpers.train import TrainConfig, build_model
+
+
+def test_paired_comparison_on_known_differences() -> None:
+    first = pd.Series([0.5, 0.6, 0.7, 0.8, 0.9])
+    second = pd.Series([0.6, 0.6, 0.9, 0.7, 1.0])  # differences +0.1, 0, +0.2, -0.1, +0.1
+    result = paired_comparison(first, second, n_bootstrap=2000, seed=0)
+    assert (result["second_better"], result["first_better"], result["ties"]) == (3, 1, 1)
+    assert result["mean_difference"] == pytest.approx(0.06)
+    assert -0.1 <= result["ci95_low"] <= 0.06 <= result["ci95_high"] <= 0.2
+    assert 0 < result["wilcoxon_p"] <= 1 and 0 < result["paired_t_p"] <= 1
+
+
+def test_a_clearly_better_model_gets_a_small_p_and_an_interval_above_zero() -> None:
+    rng = np.random.default_rng(0)
+    first = pd.Series(rng.uniform(0.6, 0.8, 200))
+    result = paired_comparison(first, first + 0.05 + rng.normal(0, 0.01, 200))
+    assert result["ci95_low"] > 0.04 and result["wilcoxon_p"] < 1e-10
+
+
+def test_identical_models_tie_everywhere() -> None:
+    same = pd.Series([0.7, 0.8, 0.9])
+    result = paired_comparison(same, same)
+    assert result["ties"] == 3 and result["mean_difference"] == 0 and result["wilcoxon_p"] == 1
+
+
+def test_official_scores_equal_the_kits_metrics_at_identity_size(synthetic_root: Path) -> None:
+    # The synthetic images are 192x160; at that size upsampling changes nothing, so the
+    # official per-image scores must equal the kit's own on the same masks.
+    data = load_split(isic2016_split(synthetic_root, "test"), size=64, progress=False)
+    truth = np.stack([np.asarray(Image.open(p)) > 127 for p in data.mask_paths])
+    rng = np.random.default_rng(0)
+    probs_full = np.clip(truth + rng.normal(0, 0.4, truth.shape), 0, 1).astype(np.float32)
+    assert np.array_equal(upsample(probs_full[0], 160, 192), probs_full[0])
+    official, macro = official_isic_scores(probs_full, data)
+    ours = score_table(probs_full, truth.astype(np.uint8), data.ids)
+    for name, column in (("jaccard", "iou"), ("dice", "dice"), ("accuracy", "accuracy"),
+                         ("sensitivity", "sensitivity"), ("specificity", "specificity")):
+        np.testing.assert_allclose(official[name], ours[column], atol=1e-6)
+    assert macro["dice"] == pytest.approx(official["dice"].mean())
+
+
+@pytest.mark.parametrize("kind", ["labels_0_1", "sixteen_bit"])
+def test_official_scoring_uses_the_truth_as_the_loader_reads_it(synthetic_root: Path,
+                                                                tmp_path: Path,
+                                                                kind: str) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    layout = isic2016_split(root, "test")
+    for path in sorted(layout.masks_dir.iterdir()):
+        lesion = np.asarray(Image.open(path)) > 127
+        if kind == "labels_0_1":
+            Image.fromarray(lesion.astype(np.uint8)).save(path)
+        else:
+            Image.fromarray(lesion.astype(np.uint16) * 65535).save(path)
+    data = load_split(layout, size=64, progress=False)
+    perfect = np.stack([np.asarray(Image.open(p)) > 0 for p in data.mask_paths]).astype(
+        np.float32)
+    official, _ = official_isic_scores(perfect, data)
+    assert (official["dice"] == 1).all() and (official["jaccard"] == 1).all()
+
+
+def test_predict_gives_one_probability_map_per_image(synthetic_root: Path) -> None:
+    data = load_split(isic2016_split(synthetic_root, "test"), size=64, progress=False)
+    config = TrainConfig(epochs=1, batch_size=4, freeze_encoder=True, decoder_lr=1e-2,
+                         eval_batch_size=3)
+    probs = predict(build_model(config, pretrained=False), data, config)
+    assert probs.shape == (8, 64, 64) and probs.dtype == np.float32
+    assert ((probs >= 0) & (probs <= 1)).all()

@@ -1,0 +1,17 @@
+"""Paths: relative ones are taken from the repository; shown ones carry no machine path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers.paths import REPO_ROOT, display_path, resolve_path
+
+
+def test_relative_paths_are_taken_from_the_repository() -> None:
+    assert resolve_path("data/x") == REPO_ROOT / "data" / "x"
+    assert resolve_path("/abs/x") == Path("/abs/x")
+
+
+def test_paths_inside_or_beside_the_repository_are_shown_relative() -> None:
+    assert display_path(REPO_ROOT / "reports" / "a") == "reports/a"
+    assert display_path(REPO_ROOT.parent / "shared" / "data") == "../shared/data"

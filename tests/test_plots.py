@@ -1,0 +1,37 @@
+"""The notebooks' figures have the panels and titles the reports have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import plots
+from helpers.data import isic2016_split, load_split
+
+
+def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:
+    data = load_split(isic2016_split(synthetic_root, "test"), size=32, progress=False)
+    probs = np.random.default_rng(0).random(data.masks.shape)
+    fig = plots.six_panel(data, [0, 1], probs, probs, "title")
+    titles = [ax.get_title() for ax in fig.axes[:6]]
+    assert titles == ["image", "true mask", "model 1 (soft)", "model 1 > 0.5",
+                      "model 2 (soft)", "model 2 > 0.5"]
+    assert [ax.get_ylabel() for ax in fig.axes[::6]] == data.ids[:2]
+
+
+def test_training_curves_show_losses_and_scores() -> None:
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.5, 0.4], "val_loss": [0.6, 0.5],
+                            "val_iou": [0.5, 0.6], "val_dice": [0.6, 0.7],
+                            "val_soft_iou": [0.4, 0.5], "val_soft_dice": [0.5, 0.6]})
+    fig = plots.training_curves(history, "t")
+    loss_ax, score_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and len(score_ax.lines) == 4
+
+
+def test_sample_grid_outlines_each_image(synthetic_root: Path) -> None:
+    data = load_split(isic2016_split(synthetic_root, "test"), size=32, progress=False)
+    fig = plots.sample_grid(data, [0, 1, 2], "t", columns=2)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == data.ids[:3]
