@@ -115,5 +115,15 @@ def ensure_imagenet_weights(timeout: float = 20.0, verbose: bool = True) -> Path
     )
 
 
+def main() -> int:
+    """``python -m helpers.weights``: fetch and verify the weights; exit 1 with the fix."""
+    try:
+        print(ensure_imagenet_weights())
+    except WeightsUnavailableError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    print(ensure_imagenet_weights())
+    sys.exit(main())
