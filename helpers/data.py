@@ -81,7 +81,7 @@ GREY_TOLERANCE = 32
 LABEL_FRACTION = 0.01
 #: A lesion smaller than this many training-size pixels may vanish when resized (with a warning).
 TINY_LESION_PIXELS = 4
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: masks read by the bad-input rules; older caches may hold misread masks
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
