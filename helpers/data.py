@@ -12,21 +12,54 @@ split and size, keyed by the source files' names, sizes and modification times, 
 epochs, notebooks and runs load them in a fraction of a second; a changed source file changes
 the key and the cache is rebuilt.
 
-Masks are binarised at > 127 (0/1 label masks are accepted too) and stay binary after resizing.
+Bad input never gives a silently wrong result: it is converted when its meaning is clear and
+refused with a :class:`DatasetError` naming the file and the problem otherwise.
+
+* Names. The literal part of the mask pattern is matched ignoring case (``_segmentation.PNG``
+  is a mask for ``_Segmentation.png``) and names are compared in Unicode NFC, so NFC and NFD
+  spellings of one name are the same id; the id itself must match exactly. Two files for one
+  id (``x.jpg`` and ``x.png``, or two masks) are refused. When an image has no mask, files in
+  the masks folder that almost match are listed. Images and masks may share one folder (files
+  named like a mask are then not taken for images); mask-named files in a separate images
+  folder are refused.
+* Images are turned upright by their EXIF orientation (as viewers do) before anything else;
+  so are masks. An image over PIL's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, a guard
+  against decompression bombs) is refused with its pixel count.
+* Greyscale masks (8-bit, or 16-bit scaled to 8 bits) are binarised at > 127, exactly as
+  always; 0/1 label masks are scaled to 0/255; a mask with more than 5% of its pixels between
+  64 and 191 is refused as not binary. A mask whose non-zero values are all below 128 (a
+  label mask such as {0, 1, 2}) or that mixes a label value covering at least 1% of it with
+  values above 127 (such as {0, 1, 255}) is refused, naming the values.
+* Colour masks (RGB, or a palette whose used colours are not grey) are read by colour: exactly
+  two colours, one of them black, mean lesion = the other colour (a Pascal-VOC dark red
+  palette index, a red RGB lesion); any other set of colours is refused, naming them. RGB
+  masks whose pixels are all grey (within a channel spread of 32) are greyscale masks.
+* Transparency is ignored unless it varies and disagrees with the colours, which is refused.
+* A mask file with non-zero pixels never loads as empty. After resizing to the training size a
+  lesion may vanish only when it is tiny (under four training pixels' worth of source pixels),
+  with a warning; a larger lesion that vanishes (a thin outline) is refused.
+* An unreadable cache file is a cache miss (with a warning) and is rebuilt; an unwritable
+  cache folder gives a warning and the split is used without a cache. Replacing a stale cache
+  file removes only finished cache files of the same split and size, never another
+  process's temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import unicodedata
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from helpers.atomic import atomic_path
@@ -42,7 +75,14 @@ ISIC2016_FOLDERS = {
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Image modes that are converted to RGB; anything else is refused with an error.
 CONVERTIBLE_MODES = {"RGB", "L", "LA", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "1"}
-CACHE_VERSION = 1
+#: Largest channel spread (max - min of R, G, B) of a pixel that still counts as grey.
+GREY_TOLERANCE = 32
+#: A label value (1..63) covering at least this fraction of a mask that also has values above
+#: 127 makes it a mixed label mask, which is refused.
+LABEL_FRACTION = 0.01
+#: A lesion smaller than this many training-size pixels may vanish when resized (with a warning).
+TINY_LESION_PIXELS = 4
+CACHE_VERSION = 2  # 2: masks read by the bad-input rules; older caches may hold misread masks
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
@@ -87,68 +127,238 @@ def _preview(ids: list[str], limit: int = 10) -> str:
     return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _mask_name_regex(pattern: str) -> re.Pattern[str]:
+    """The mask file names of ``pattern``: its literal parts in any case, the id exactly."""
+    prefix, _, suffix = _nfc(pattern).partition("{id}")
+    return re.compile(f"(?i:{re.escape(prefix)})(.+)(?i:{re.escape(suffix)})")
+
+
+def _duplicates(files: dict[str, list[Path]], what: str) -> list[str]:
+    return [f"{what} {sample_id!r}: {', '.join(str(p) for p in paths)}"
+            for sample_id, paths in sorted(files.items()) if len(paths) > 1]
+
+
 def find_pairs(layout: SplitLayout) -> list[Pair]:
-    """Pair every image with its mask, sorted by id; raise :class:`DatasetError` on any gap."""
-    images = {p.stem: p for p in _list_files(layout.images_dir, "Images")
-              if p.suffix.lower() in IMAGE_SUFFIXES}
-    if not images:
+    """Pair every image with its mask, sorted by id; raise :class:`DatasetError` on any gap,
+    duplicate id, or mask file among the images."""
+    mask_name = _mask_name_regex(layout.mask_pattern)
+    image_files = [p for p in _list_files(layout.images_dir, "Images")
+                   if p.suffix.lower() in IMAGE_SUFFIXES]
+    stems = {_nfc(p.stem) for p in image_files}
+    named_like_masks = []
+    for path in image_files:
+        match = mask_name.fullmatch(_nfc(path.name))
+        if match and _nfc(match.group(1)) != _nfc(path.stem):
+            named_like_masks.append((path, _nfc(match.group(1))))
+    if layout.images_dir.resolve() == layout.masks_dir.resolve():  # one folder for both
+        image_files = [p for p in image_files if p not in {m for m, _ in named_like_masks}]
+    else:
+        misplaced = [str(path) for path, sample_id in named_like_masks if sample_id in stems]
+        if misplaced:
+            raise DatasetError(
+                f"{len(misplaced)} file(s) in the images folder {layout.images_dir} are named "
+                f"like masks ('{layout.mask_pattern}') of images there; move them to the masks "
+                f"folder {layout.masks_dir}: {_preview(misplaced)}")
+    if not image_files:
         raise DatasetError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {layout.images_dir}")
-    prefix, _, suffix = layout.mask_pattern.partition("{id}")
-    mask_name = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix) + "$")
-    masks = {}
+    images: dict[str, list[Path]] = {}
+    for path in image_files:
+        images.setdefault(_nfc(path.stem), []).append(path)
+    masks: dict[str, list[Path]] = {}
+    unmatched = []
     for path in _list_files(layout.masks_dir, "Masks"):
-        match = mask_name.match(path.name)
+        match = mask_name.fullmatch(_nfc(path.name))
         if match:
-            masks[match.group(1)] = path
+            masks.setdefault(_nfc(match.group(1)), []).append(path)
+        elif path not in image_files:
+            unmatched.append(path)
+    duplicates = _duplicates(images, "several images for id") + _duplicates(
+        masks, "several masks for id")
+    if duplicates:
+        raise DatasetError("; ".join(duplicates))
     no_mask = sorted(set(images) - set(masks))
     no_image = sorted(set(masks) - set(images))
     problems = []
     if no_mask:
-        problems.append(f"{len(no_mask)} image(s) in {layout.images_dir} have no mask "
-                        f"'{layout.mask_pattern}' in {layout.masks_dir}: {_preview(no_mask)}")
+        problem = (f"{len(no_mask)} image(s) in {layout.images_dir} have no mask "
+                   f"'{layout.mask_pattern}' in {layout.masks_dir}: {_preview(no_mask)}")
+        candidates = unmatched + [masks[i][0] for i in no_image]
+        wanted = [i.casefold() for i in no_mask]
+        near = [p.name for p in candidates
+                if any(i in _nfc(p.name).casefold() for i in wanted)]
+        if near:
+            problem += (f" (files there that almost match: {_preview(near)}; rename them or "
+                        "set the mask pattern)")
+        elif unmatched:
+            problem += (f" (other files there: {_preview([p.name for p in unmatched], 5)})")
+        problems.append(problem)
     if no_image:
         problems.append(f"{len(no_image)} mask(s) in {layout.masks_dir} have no image in "
                         f"{layout.images_dir}: {_preview(no_image)}")
     if problems:
         raise DatasetError("; ".join(problems))
-    return [Pair(i, images[i], masks[i]) for i in sorted(images)]
+    return [Pair(i, images[i][0], masks[i][0]) for i in sorted(images)]
+
+
+def _too_large(path: Path, what: str, error: Exception) -> str:
+    numbers = re.findall(r"\((\d+) pixels\)|limit of (\d+) pixels", str(error))
+    pixels = next((a for a, _ in numbers if a), None)
+    limit = next((b for _, b in numbers if b), Image.MAX_IMAGE_PIXELS)
+    return (f"{what.capitalize()} {path} has {pixels or 'too many'} pixels, more than the "
+            f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS guards against decompression "
+            "bombs; raise it only for files you trust)")
+
+
+def _open_upright(path: Path, what: str) -> Image.Image:
+    """Open and fully load an image (so corrupt files fail here), turned upright by its EXIF
+    orientation; PIL's errors, the decompression-bomb guard's included, become DatasetErrors."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DatasetError(_too_large(path, what, error)) from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DatasetError(f"Cannot read {what} {path}: {error}") from error
 
 
 def read_image(path: Path) -> Image.Image:
-    """Open an image fully (so corrupt files fail here) and convert it to RGB."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode not in CONVERTIBLE_MODES:
-                raise DatasetError(f"Image {path} has mode {mode!r}, which is not supported; "
-                                   f"save it as 8-bit RGB or greyscale")
-            if mode in ("P", "PA"):
-                image = image.convert("RGBA")
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"Cannot read image {path}: {error}") from error
+    """Open an image fully (so corrupt files fail here), upright, and convert it to RGB."""
+    image = _open_upright(path, "image")
+    mode = image.mode
+    if mode not in CONVERTIBLE_MODES:
+        raise DatasetError(f"Image {path} has mode {mode!r}, which is not supported; "
+                           f"save it as 8-bit RGB or greyscale")
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    return image.convert("RGB")
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """Read a mask as a 0/255 uint8 array (> 127 is lesion; 0/1 label masks are scaled)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            grey = np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"Cannot read mask {path}: {error}") from error
-    if grey.max() == 1:  # a label mask {0, 1}
+def _values(values: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", ... ({len(values)} distinct)" if len(values) > limit else "")
+
+
+def _grey_mask(path: Path, grey: np.ndarray, note: str = "") -> np.ndarray:
+    """0/255 from 8-bit grey values: > 127 is lesion, {0, 1} labels are scaled."""
+    histogram = np.bincount(grey.ravel(), minlength=256)
+    values = np.flatnonzero(histogram)
+    counts = histogram[values]
+    top = int(values[-1])
+    if top == 1:  # a label mask {0, 1}
         grey = grey * 255
+    elif 0 < top < 128:
+        raise DatasetError(
+            f"Mask {path}{note} has no value above 127 (values found: {_values(values)}); "
+            "a label mask with several classes is not a lesion mask: save it as 0/255 "
+            "(or 0/1) with the lesion non-zero")
+    else:
+        labels = values[(values >= 1) & (values <= 63) & (counts >= LABEL_FRACTION * grey.size)]
+        if top > 127 and len(labels):
+            raise DatasetError(
+                f"Mask {path}{note} mixes label value(s) {_values(labels)} (each on at least "
+                f"{LABEL_FRACTION:.0%} of it) with values above 127 (values found: "
+                f"{_values(values)}); save it as 0/255 with the lesion at 255")
     ambiguous = np.count_nonzero((grey > 63) & (grey < 192)) / grey.size
     if ambiguous > 0.05:
-        raise DatasetError(f"Mask {path} is not binary: {ambiguous:.0%} of its pixels are "
+        raise DatasetError(f"Mask {path}{note} is not binary: {ambiguous:.0%} of its pixels are "
                            f"between 64 and 191 (expected 0 and 255)")
     return np.where(grey > 127, 255, 0).astype(np.uint8)
 
 
+def _colour_mask(path: Path, rgb: np.ndarray, note: str = "") -> np.ndarray:
+    """0/255 from a colour mask: black background and exactly one lesion colour."""
+    packed = ((rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8)
+              | rgb[..., 2])
+    colours = np.unique(packed)
+    if len(colours) == 2 and colours[0] == 0:
+        return np.where(packed != 0, 255, 0).astype(np.uint8)
+    named = [f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in colours.tolist()]
+    raise DatasetError(
+        f"Mask {path} is a colour mask with {len(colours)} colour(s){note}: "
+        f"{_preview(named, 6)}; a colour mask must have exactly two colours, a black "
+        "background and one lesion colour (several classes or labels are not a lesion mask)")
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    spread = rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)
+    return bool(spread.max() <= GREY_TOLERANCE)
+
+
+def _decode_mask(path: Path, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(0/255 mask, raw values) of a loaded mask image, by its mode."""
+    mode = image.mode
+    if mode in ("1", "L", "LA"):
+        grey = np.asarray(image.convert("L"))
+        return _grey_mask(path, grey), grey
+    if mode.startswith("I") and mode != "I;16S":  # 16-bit (I;16, I;16B, ...) or 32-bit "I"
+        raw = np.asarray(image).astype(np.int64)
+        if raw.min() < 0 or raw.max() > 65535:
+            raise DatasetError(f"Mask {path} ({mode}) has values from {raw.min()} to "
+                               f"{raw.max()}, outside 0..65535; save it as 8-bit 0/255")
+        if raw.max() > 255:  # 16-bit values: scaled to 8 bits (65535 -> 255)
+            grey = ((raw * 255 + 32767) // 65535).astype(np.uint8)
+            return _grey_mask(path, grey, f" ({mode}, scaled from 16 to 8 bits)"), raw
+        return _grey_mask(path, raw.astype(np.uint8), f" ({mode})"), raw
+    if mode == "P":
+        indices = np.asarray(image)
+        used = np.flatnonzero(np.bincount(indices.ravel(), minlength=256))
+        palette = np.zeros((256, 3), np.uint8)
+        entries = np.asarray(image.getpalette("RGB") or [], np.uint8).reshape(-1, 3)[:256]
+        palette[: len(entries)] = entries
+        if _is_grey(palette[used]):
+            return _grey_mask(path, np.asarray(image.convert("L"))), indices
+        note = f" (palette indices {_values(used)})"
+        return _colour_mask(path, np.asarray(image.convert("RGB")), note), indices
+    if mode in ("PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
+        rgb = np.asarray(image.convert("RGB"))
+        if _is_grey(rgb):
+            return _grey_mask(path, np.asarray(image.convert("L"))), rgb
+        return _colour_mask(path, rgb), rgb
+    raise DatasetError(f"Mask {path} has mode {mode!r}, which is not supported; save it as "
+                       "8-bit greyscale 0/255")
+
+
+def _check_transparency(path: Path, image: Image.Image, mask: np.ndarray) -> None:
+    if image.mode not in ("LA", "PA", "RGBA", "RGBa") and "transparency" not in image.info:
+        return
+    alpha = np.asarray(image.convert("RGBA"))[..., 3]
+    if alpha.min() == alpha.max() or np.array_equal(alpha > 127, mask > 0):
+        return
+    raise DatasetError(
+        f"Mask {path} has transparency that disagrees with its colours on "
+        f"{np.count_nonzero((alpha > 127) != (mask > 0))} pixels; the lesion is read from the "
+        "colours: flatten it onto black or save it without an alpha channel")
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Read a mask as an HxW 0/255 uint8 array at the file's (upright) size.
+
+    Greyscale: > 127 is lesion, 0/1 label masks are scaled; colour: black background and one
+    lesion colour. Anything else, and any file with non-zero pixels that would read as empty,
+    raises :class:`DatasetError` (the rules are in the module docstring).
+    """
+    image = _open_upright(path, "mask")
+    mask, raw = _decode_mask(path, image)
+    _check_transparency(path, image, mask)
+    if not mask.any() and raw.any():  # a safety net behind the rules above
+        raise DatasetError(f"Mask {path} has non-zero pixels (values found: "
+                           f"{_values(np.unique(raw))}) but reads as empty")
+    return mask
+
+
 def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """Decode, check and resize one pair: (image HxWx3 uint8, mask HxW {0,1} uint8, (H, W))."""
+    """Decode, check and resize one pair: (image HxWx3 uint8, mask HxW {0,1} uint8, (H, W)).
+
+    A lesion may vanish in the resized mask only when it is tiny (fewer source pixels than
+    :data:`TINY_LESION_PIXELS` training pixels cover), with a warning; otherwise that raises.
+    """
     image = read_image(pair.image_path)
     mask = read_mask(pair.mask_path)
     if mask.shape != (image.height, image.width):
@@ -158,6 +368,16 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
     resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     soft_mask = Image.fromarray(mask).resize((size, size), Image.Resampling.BILINEAR)
     binary_mask = (np.asarray(soft_mask) > 127).astype(np.uint8)
+    lesion = np.count_nonzero(mask)
+    if lesion and not binary_mask.any():
+        tiny = TINY_LESION_PIXELS * mask.size / (size * size)
+        message = (f"Mask {pair.mask_path} has a lesion of {lesion} pixels that vanishes when "
+                   f"resized to {size}x{size}")
+        if lesion >= tiny:
+            raise DatasetError(f"{message}; it is not tiny (at least {tiny:.0f} pixels), so it "
+                               "is probably a thin outline: masks must be filled")
+        warnings.warn(f"{message} (it is tiny: under {tiny:.0f} pixels); it is trained on as "
+                      "an empty mask", stacklevel=2)
     return np.asarray(resized, dtype=np.uint8), binary_mask, (image.height, image.width)
 
 
@@ -214,6 +434,48 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "cache"
 
 
+def _read_cache(path: Path, n: int, size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The arrays of a cache file, or None when it is missing or unreadable (with a warning)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = stored["images"], stored["masks"], stored["original_sizes"]
+    except (FileNotFoundError, NotADirectoryError):  # not there, or removed since
+        return None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(f"Cache file {path} is unreadable ({type(error).__name__}: {error}); "
+                      "decoding the split again and rewriting it", stacklevel=3)
+        return None
+    images, masks, sizes = arrays
+    if (images.shape != (n, size, size, 3) or masks.shape != (n, size, size)
+            or sizes.shape != (n, 2) or images.dtype != np.uint8 or masks.dtype != np.uint8):
+        warnings.warn(f"Cache file {path} holds arrays of the wrong shape or type; decoding the "
+                      "split again and rewriting it", stacklevel=3)
+        return None
+    return images, masks, sizes
+
+
+def _write_cache(path: Path, stem: str, images: np.ndarray, masks: np.ndarray,
+                 sizes: np.ndarray) -> None:
+    """Write the cache file, then remove this split's stale ones; warn if the folder is not
+    writable (the split is then used without a cache)."""
+    try:
+        with atomic_path(path) as tmp:
+            np.savez(tmp, images=images, masks=masks, original_sizes=sizes)
+    except OSError as error:
+        warnings.warn(f"Cannot write the decode cache in {path.parent} ({error}); going on "
+                      "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=3)
+        return
+    # Only finished cache files of this split and size: never another process's temporary
+    # file (".<name>.<random>.tmp.npz") or the file just written, which another process may
+    # be reading; a file another process removed meanwhile is fine.
+    stale_name = re.compile(re.escape(stem) + r"-[0-9a-f]{20}\.npz")
+    for stale in path.parent.glob(f"{stem}-*.npz"):
+        if stale.name != path.name and stale_name.fullmatch(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink(missing_ok=True)
+
+
 def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | None = None,
                progress: bool = True) -> SegmentationSet:
     """Load one split resized to ``size``×``size``, from the cache when it is still valid."""
@@ -226,21 +488,17 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
     synthetic = (layout.images_dir.parent / SYNTHETIC_MARKER).exists()
     common = dict(ids=[p.id for p in pairs], image_paths=[p.image_path for p in pairs],
                   mask_paths=[p.mask_path for p in pairs], synthetic=synthetic)
-    if cache_file.exists():
-        with np.load(cache_file) as stored:
-            return SegmentationSet(images=stored["images"], masks=stored["masks"],
-                                   original_sizes=stored["original_sizes"], **common)
+    cached = _read_cache(cache_file, len(pairs), size)
+    if cached is not None:
+        images, masks, sizes = cached
+        return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
     images = np.empty((len(pairs), size, size, 3), np.uint8)
     masks = np.empty((len(pairs), size, size), np.uint8)
     sizes = np.empty((len(pairs), 2), np.int64)
     for i, pair in enumerate(tqdm(pairs, desc=f"Decoding {layout.images_dir.name} at {size}px",
                                   disable=not progress)):
         images[i], masks[i], sizes[i] = load_pair(pair, size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(f"{stem}-*.npz"):
-        stale.unlink()
-    with atomic_path(cache_file) as tmp:
-        np.savez(tmp, images=images, masks=masks, original_sizes=sizes)
+    _write_cache(cache_file, stem, images, masks, sizes)
     return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import unicodedata
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 import helpers.data as dataset
 from helpers.data import (
@@ -16,7 +19,10 @@ from helpers.data import (
     find_pairs,
     isic2016_split,
     load_isic2016,
+    load_pair,
     load_split,
+    read_image,
+    read_mask,
     train_val_split,
 )
 
@@ -209,3 +215,352 @@ def test_real_isic2016_counts_and_ids(real_root: Path) -> None:
     assert len(train) == 806 and len(test) == 339
     assert [p.id for p in train] == expected["train"]
     assert [p.id for p in test] == expected["test"]
+
+
+# --- Bad input: never a silently wrong result ---------------------------------------------
+
+
+def train_mask(root: Path, sample_id: str) -> Path:
+    return train_dirs(root)[1] / f"{sample_id}_Segmentation.png"
+
+
+def upright_mask(root: Path, sample_id: str) -> np.ndarray:
+    """The synthetic 0/255 mask of ``sample_id`` as written."""
+    return np.asarray(Image.open(train_mask(root, sample_id)))
+
+
+def load_train(root: Path, size: int = 64) -> dataset.SegmentationSet:
+    return load_split(isic2016_split(root, "train"), size=size, progress=False)
+
+
+def test_palette_mask_with_one_colour_lesion_is_read_as_lesion(copy_root: Path) -> None:
+    truth = upright_mask(copy_root, "SYNTH_0001")
+    palette = Image.fromarray((truth > 0).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 128, 0, 0])  # Pascal-VOC background and dark red
+    palette.save(train_mask(copy_root, "SYNTH_0001"))
+    assert np.array_equal(read_mask(train_mask(copy_root, "SYNTH_0001")), truth)
+
+
+def test_rgb_mask_with_a_large_red_lesion_is_read_as_lesion(copy_root: Path) -> None:
+    truth = np.zeros((160, 192), np.uint8)
+    truth[20:140, 30:170] = 255  # 55% of the image: grey 76 would be "not binary"
+    rgb = np.zeros((160, 192, 3), np.uint8)
+    rgb[truth > 0] = (255, 0, 0)
+    Image.fromarray(rgb).save(train_mask(copy_root, "SYNTH_0002"))
+    assert np.array_equal(read_mask(train_mask(copy_root, "SYNTH_0002")), truth)
+
+
+def test_colour_mask_with_three_colours_is_refused_naming_them(copy_root: Path) -> None:
+    rgb = np.zeros((160, 192, 3), np.uint8)
+    rgb[10:50, 10:50] = (255, 0, 0)
+    rgb[80:120, 80:120] = (0, 255, 0)
+    Image.fromarray(rgb).save(train_mask(copy_root, "SYNTH_0003"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0003_Segmentation\.png is a colour mask with "
+                                           r"3 colour\(s\): \(0, 0, 0\), \(0, 255, 0\), "
+                                           r"\(255, 0, 0\)"):
+        load_train(copy_root)
+
+
+def test_palette_mask_with_a_void_border_is_refused_naming_indices(copy_root: Path) -> None:
+    labels = np.zeros((160, 192), np.uint8)
+    labels[40:120, 40:150] = 255  # VOC "void" border around
+    labels[44:116, 44:146] = 1  # class 1
+    palette = Image.fromarray(labels, "P")
+    palette.putpalette([0, 0, 0, 128, 0, 0] + [0, 0, 0] * 253 + [224, 224, 192])
+    palette.save(train_mask(copy_root, "SYNTH_0004"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0004_Segmentation\.png is a colour mask with "
+                                           r"3 colour.*palette indices 0, 1, 255"):
+        load_train(copy_root)
+
+
+@pytest.mark.parametrize("edit", ["blur", "jpeg"])
+def test_antialiased_grey_mask_still_loads_thresholded_at_127(copy_root: Path, tmp_path: Path,
+                                                             edit: str) -> None:
+    truth = Image.fromarray(upright_mask(copy_root, "SYNTH_0005"))
+    if edit == "blur":
+        soft = truth.filter(ImageFilter.GaussianBlur(0.8))
+        path = tmp_path / "soft.png"
+        soft.save(path)
+    else:
+        path = tmp_path / "soft.jpg"
+        truth.convert("RGB").save(path, quality=75)
+        soft = Image.open(path).convert("L")
+    assert 2 < len(np.unique(np.asarray(soft)))  # really anti-aliased
+    expected = np.where(np.asarray(soft) > 127, 255, 0)
+    assert np.array_equal(read_mask(path), expected)
+
+
+def test_label_mask_with_three_classes_is_refused_naming_values(copy_root: Path) -> None:
+    labels = np.zeros((160, 192), np.uint8)
+    labels[20:80, 20:80] = 1
+    labels[90:140, 90:160] = 2
+    Image.fromarray(labels).save(train_mask(copy_root, "SYNTH_0006"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0006_Segmentation\.png has no value above 127 "
+                                           r"\(values found: 0, 1, 2\)"):
+        load_train(copy_root)
+
+
+def test_label_mask_mixing_label_values_with_255_is_refused(copy_root: Path) -> None:
+    labels = np.zeros((160, 192), np.uint8)
+    labels[30:130, 30:160] = 255
+    labels[35:125, 35:155] = 1  # the lesion as label 1 inside a 255 "void" border
+    Image.fromarray(labels).save(train_mask(copy_root, "SYNTH_0007"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0007_Segmentation\.png mixes label value\(s\) "
+                                           r"1 .*values found: 0, 1, 255"):
+        load_train(copy_root)
+
+
+@pytest.mark.parametrize("top", [1, 255, 65535])
+def test_16_bit_binary_masks_load_as_binary(copy_root: Path, top: int) -> None:
+    truth = upright_mask(copy_root, "SYNTH_0008")
+    values = np.where(truth > 0, top, 0).astype(np.uint16)
+    Image.fromarray(values).save(train_mask(copy_root, "SYNTH_0008"))
+    assert Image.open(train_mask(copy_root, "SYNTH_0008")).mode.startswith("I")
+    assert np.array_equal(read_mask(train_mask(copy_root, "SYNTH_0008")), truth)
+    data = load_train(copy_root)
+    assert data.masks[data.index_of("SYNTH_0008")].sum() > 0
+
+
+def test_16_bit_label_mask_with_three_classes_is_refused(copy_root: Path) -> None:
+    labels = np.zeros((160, 192), np.uint16)
+    labels[20:80, 20:80] = 1
+    labels[90:140, 90:160] = 2
+    Image.fromarray(labels).save(train_mask(copy_root, "SYNTH_0008"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0008_Segmentation\.png \(I;16\) has no value "
+                                           r"above 127 \(values found: 0, 1, 2\)"):
+        load_train(copy_root)
+
+
+def test_dim_grey_lesion_is_refused_not_read_as_empty(copy_root: Path) -> None:
+    grey = np.zeros((160, 192), np.uint8)
+    grey[60:80, 60:90] = 100  # 2% of the pixels: under the "not binary" limit, all <= 127
+    Image.fromarray(grey).save(train_mask(copy_root, "SYNTH_0009"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0009_Segmentation\.png has no value above 127 "
+                                           r"\(values found: 0, 100\)"):
+        load_train(copy_root)
+
+
+def test_lesion_drawn_only_in_the_alpha_channel_is_refused(copy_root: Path) -> None:
+    truth = upright_mask(copy_root, "SYNTH_0010")
+    rgba = np.zeros((160, 192, 4), np.uint8)
+    rgba[..., 3] = truth  # black everywhere, the lesion opaque, the background transparent
+    Image.fromarray(rgba).save(train_mask(copy_root, "SYNTH_0010"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0010_Segmentation\.png has transparency that "
+                                           r"disagrees with its colours"):
+        load_train(copy_root)
+
+
+def test_white_lesion_on_transparent_black_is_read_as_lesion(copy_root: Path) -> None:
+    truth = upright_mask(copy_root, "SYNTH_0010")
+    rgba = np.zeros((160, 192, 4), np.uint8)
+    rgba[truth > 0] = (255, 255, 255, 255)
+    Image.fromarray(rgba).save(train_mask(copy_root, "SYNTH_0010"))
+    assert np.array_equal(read_mask(train_mask(copy_root, "SYNTH_0010")), truth)
+
+
+def test_all_zero_mask_is_accepted_as_empty(copy_root: Path) -> None:
+    Image.new("L", (192, 160)).save(train_mask(copy_root, "SYNTH_0011"))
+    data = load_train(copy_root)
+    assert data.masks[data.index_of("SYNTH_0011")].sum() == 0
+
+
+def test_tiny_lesion_may_vanish_when_resized_with_a_warning(copy_root: Path) -> None:
+    dot = np.zeros((160, 192), np.uint8)
+    dot[80:83, 90:93] = 255  # 9 pixels: a third of one pixel at 32x32
+    Image.fromarray(dot).save(train_mask(copy_root, "SYNTH_0012"))
+    pair = next(p for p in find_pairs(isic2016_split(copy_root, "train")) if p.id == "SYNTH_0012")
+    with pytest.warns(UserWarning, match=r"SYNTH_0012_Segmentation\.png has a lesion of 9 "
+                                         r"pixels that vanishes when resized to 32x32"):
+        _, mask, _ = load_pair(pair, 32)
+    assert mask.sum() == 0
+
+
+def test_thin_outline_that_vanishes_when_resized_is_refused(copy_root: Path) -> None:
+    outline = np.zeros((160, 192), np.uint8)
+    outline[30:130, 40:150] = 255
+    outline[31:129, 41:149] = 0  # a one-pixel outline, not a filled lesion
+    Image.fromarray(outline).save(train_mask(copy_root, "SYNTH_0012"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0012_Segmentation\.png has a lesion of 416 "
+                                           r"pixels that vanishes .*not tiny"):
+        load_train(copy_root, size=32)
+
+
+def test_jpeg_with_exif_orientation_is_read_upright(copy_root: Path) -> None:
+    images, _ = train_dirs(copy_root)
+    path = images / "SYNTH_0013.jpg"
+    upright = Image.open(path).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a phone stores it: 160x192
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    stored.save(path, exif=exif, quality=95)
+    assert Image.open(path).size == (160, 192)
+    image = read_image(path)
+    assert image.size == (192, 160)
+    difference = np.abs(np.asarray(image, np.int16) - np.asarray(upright, np.int16))
+    assert difference.mean() < 3  # the same picture, not a rotated one
+    data = load_train(copy_root)
+    assert tuple(data.original_sizes[data.index_of("SYNTH_0013")]) == (160, 192)
+
+
+def test_image_with_two_files_for_one_id_is_refused_naming_both(copy_root: Path) -> None:
+    images, _ = train_dirs(copy_root)
+    Image.open(images / "SYNTH_0014.jpg").save(images / "SYNTH_0014.png")
+    with pytest.raises(DatasetError, match=r"several images for id 'SYNTH_0014': "
+                                           r".*SYNTH_0014\.jpg, .*SYNTH_0014\.png"):
+        load_train(copy_root)
+
+
+def test_two_mask_files_for_one_id_are_refused_naming_both(copy_root: Path) -> None:
+    _, masks = train_dirs(copy_root)
+    shutil.copy(masks / "SYNTH_0015_Segmentation.png", masks / "SYNTH_0015_segmentation.PNG")
+    with pytest.raises(DatasetError, match=r"several masks for id 'SYNTH_0015': "
+                                           r".*SYNTH_0015_Segmentation\.png, "
+                                           r".*SYNTH_0015_segmentation\.PNG"):
+        load_train(copy_root)
+
+
+@pytest.mark.parametrize("limit", [10_000, 20_000])  # PIL's error (> 2x limit), its warning
+def test_oversized_image_is_refused_with_its_pixel_count(copy_root: Path, monkeypatch,
+                                                         limit: int) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(DatasetError, match=r"Image .*SYNTH_0001\.jpg has 30720 pixels, more than "
+                                           r"the limit of \d+ pixels"):
+        load_train(copy_root)
+
+
+def test_mask_names_in_other_case_and_unicode_form_are_accepted(copy_root: Path) -> None:
+    images, masks = train_dirs(copy_root)
+    (masks / "SYNTH_0016_Segmentation.png").rename(masks / "SYNTH_0016_segmentation.PNG")
+    nfc = unicodedata.normalize("NFC", "café_0017")
+    nfd = unicodedata.normalize("NFD", "café_0017")
+    assert nfc != nfd
+    (images / "SYNTH_0017.jpg").rename(images / f"{nfc}.jpg")
+    (masks / "SYNTH_0017_Segmentation.png").rename(masks / f"{nfd}_Segmentation.png")
+    data = load_train(copy_root)
+    assert "SYNTH_0016" in data.ids and nfc in data.ids and len(data) == 24
+
+
+def test_image_without_mask_lists_the_near_misses(copy_root: Path) -> None:
+    _, masks = train_dirs(copy_root)
+    (masks / "SYNTH_0018_Segmentation.png").rename(masks / "SYNTH_0018_mask.png")
+    (masks / "SYNTH_0019_Segmentation.png").rename(masks / "SYNTH_0019_Segmentation.bmp")
+    with pytest.raises(DatasetError) as error:
+        load_train(copy_root)
+    message = str(error.value)
+    assert "2 image(s)" in message and "almost match" in message
+    assert "SYNTH_0018_mask.png" in message and "SYNTH_0019_Segmentation.bmp" in message
+
+
+def test_images_and_masks_in_one_folder_are_told_apart(synthetic_root: Path,
+                                                       tmp_path: Path) -> None:
+    src_images, src_masks = train_dirs(synthetic_root)
+    both = tmp_path / "both"
+    both.mkdir()
+    for path in sorted(src_images.iterdir())[:5]:
+        shutil.copy(path, both / path.name)
+        shutil.copy(src_masks / f"{path.stem}_Segmentation.png", both)
+    data = load_split(SplitLayout(both, both), size=32, progress=False)
+    assert data.ids == [p.stem for p in sorted(src_images.iterdir())[:5]]
+
+
+def test_mask_files_among_the_images_are_refused(copy_root: Path) -> None:
+    images, masks = train_dirs(copy_root)
+    shutil.copy(masks / "SYNTH_0020_Segmentation.png", images)
+    with pytest.raises(DatasetError, match=r"1 file\(s\) in the images folder .* are named like "
+                                           r"masks .*SYNTH_0020_Segmentation\.png"):
+        load_train(copy_root)
+
+
+def cache_files(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*.npz"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_cache_file_is_rebuilt_with_a_warning(copy_root: Path, tmp_path: Path,
+                                                      damage: str, monkeypatch) -> None:
+    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
+    first = load_split(layout, size=64, cache_dir=cache, progress=False)
+    [cache_file] = cache_files(cache)
+    data = cache_file.read_bytes()
+    cache_file.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"garbage" * 99)
+    with pytest.warns(UserWarning, match=f"Cache file {cache_file} is unreadable"):
+        again = load_split(layout, size=64, cache_dir=cache, progress=False)
+    assert np.array_equal(again.images, first.images) and np.array_equal(again.masks, first.masks)
+    monkeypatch.setattr(dataset, "load_pair", lambda *a: pytest.fail("decoded again"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        third = load_split(layout, size=64, cache_dir=cache, progress=False)  # rewritten
+    assert np.array_equal(third.masks, first.masks)
+
+
+def test_unwritable_cache_folder_warns_and_loads_without_it(copy_root: Path,
+                                                            tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = blocker / "cache"
+    with pytest.warns(UserWarning, match=f"Cannot write the decode cache in {cache}") as caught:
+        data = load_split(isic2016_split(copy_root, "test"), size=64, cache_dir=cache,
+                          progress=False)
+    assert len(caught) == 1
+    assert len(data) == 8 and data.masks.any(axis=(1, 2)).all()
+
+
+def test_stale_sweep_keeps_other_processes_temporary_files(copy_root: Path,
+                                                           tmp_path: Path) -> None:
+    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
+    load_split(layout, size=64, cache_dir=cache, progress=False)
+    [current] = cache_files(cache)
+    stem = current.name[: -len("-0123456789abcdef0123.npz")]
+    foreign_tmp = cache / f".{current.stem}.k3j2h1.tmp.npz"  # another process, mid-write
+    foreign_tmp.write_bytes(b"half written")
+    other_size = cache / f"{stem[:-3]}-32-0123456789abcdef0123.npz"
+    other_size.write_bytes(b"the 32px cache")
+    Image.new("RGB", (192, 160), (10, 200, 30)).save(layout.images_dir / "SYNTH_0025.jpg")
+    load_split(layout, size=64, cache_dir=cache, progress=False)  # a new key: sweeps `current`
+    assert not current.exists()
+    assert foreign_tmp.read_bytes() == b"half written" and other_size.exists()
+
+
+def test_cache_file_vanishing_during_the_sweep_is_tolerated(copy_root: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
+    load_split(layout, size=64, cache_dir=cache, progress=False)
+    [stale] = cache_files(cache)
+    original_unlink = Path.unlink
+
+    def removed_by_another_process_first(self: Path, missing_ok: bool = False) -> None:
+        if self == stale:
+            original_unlink(self)  # the other process wins the race
+        original_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", removed_by_another_process_first)
+    Image.new("RGB", (192, 160), (10, 200, 30)).save(layout.images_dir / "SYNTH_0025.jpg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_split(layout, size=64, cache_dir=cache, progress=False)
+    assert len(data) == 8 and not stale.exists() and len(cache_files(cache)) == 1
+
+
+def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: Path) -> None:
+    layout, cache = isic2016_split(copy_root, "train"), tmp_path / "cache"
+    results: dict[int, object] = {}
+
+    def load(worker: int) -> None:
+        try:
+            results[worker] = load_split(layout, size=64, cache_dir=cache, progress=False)
+        except Exception as error:  # noqa: BLE001 - reported below
+            results[worker] = error
+
+    for _ in range(3):
+        for path in cache_files(cache):
+            path.unlink()
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first, second = results[0], results[1]
+        assert isinstance(first, dataset.SegmentationSet), first
+        assert isinstance(second, dataset.SegmentationSet), second
+        assert np.array_equal(first.images, second.images)
+        assert len(cache_files(cache)) == 1
