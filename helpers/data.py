@@ -507,8 +507,11 @@ def train_val_split(n: int, val_fraction: float = 0.15, seed: int = 0
     """Seeded split of ``range(n)`` into sorted (train, validation) index arrays."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
-    order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(n * val_fraction))
+    if n_val >= n:
+        raise ValueError(f"val_fraction {val_fraction} of {n} training image(s) leaves no image "
+                         "to train on; lower it, or use more images")
+    order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

@@ -564,3 +564,10 @@ def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: 
         assert isinstance(second, dataset.SegmentationSet), second
         assert np.array_equal(first.images, second.images)
         assert len(cache_files(cache)) == 1
+
+
+@pytest.mark.parametrize(("n", "fraction"), [(1, 0.5), (4, 0.9), (10, 0.99)])
+def test_a_validation_fraction_that_leaves_no_training_image_is_refused(n: int,
+                                                                       fraction: float) -> None:
+    with pytest.raises(ValueError, match=f"val_fraction {fraction} of {n} training image"):
+        train_val_split(n, fraction)
