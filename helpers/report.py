@@ -46,8 +46,8 @@ from helpers.paths import SYNTHETIC_ROOT
 NOTEBOOKS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Folders of the kit's own source that an output folder must neither be, hold nor lie in.
-SOURCE_FOLDERS = (".git", ".ci", "benchmarks", "helpers", "notebooks", "presets", "scripts",
-                  "tests")
+SOURCE_FOLDERS = ("notebooks", "helpers", "presets", "tests", "scripts", "benchmarks", ".ci",
+                  ".git")
 
 
 class NotebookFailed(RuntimeError):
