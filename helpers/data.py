@@ -142,6 +142,27 @@ def _duplicates(files: dict[str, list[Path]], what: str) -> list[str]:
             for sample_id, paths in sorted(files.items()) if len(paths) > 1]
 
 
+def find_images(folder: Path) -> dict[str, Path]:
+    """The images in ``folder`` by id (file name without suffix), sorted; two files for one id
+    (``x.jpg`` and ``x.png``) or no image at all raise :class:`DatasetError`."""
+    images: dict[str, list[Path]] = {}
+    for path in _list_files(Path(folder), "Images"):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.setdefault(_nfc(path.stem), []).append(path)
+    duplicates = _duplicates(images, "several images for id")
+    if duplicates:
+        raise DatasetError("; ".join(duplicates))
+    if not images:
+        raise DatasetError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return {sample_id: images[sample_id][0] for sample_id in sorted(images)}
+
+
+def resize_image(image: Image.Image, size: int) -> np.ndarray:
+    """An RGB image resized to ``size`` x ``size`` as the network sees it (H, W, 3) uint8."""
+    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(resized, dtype=np.uint8)
+
+
 def find_pairs(layout: SplitLayout) -> list[Pair]:
     """Pair every image with its mask, sorted by id; raise :class:`DatasetError` on any gap,
     duplicate id, or mask file among the images."""
@@ -365,7 +386,6 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
         raise DatasetError(
             f"Mask {pair.mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
             f"{pair.image_path} is {image.width}x{image.height}")
-    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     soft_mask = Image.fromarray(mask).resize((size, size), Image.Resampling.BILINEAR)
     binary_mask = (np.asarray(soft_mask) > 127).astype(np.uint8)
     lesion = np.count_nonzero(mask)
@@ -378,7 +398,7 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
                                "is probably a thin outline: masks must be filled")
         warnings.warn(f"{message} (it is tiny: under {tiny:.0f} pixels); it is trained on as "
                       "an empty mask", stacklevel=2)
-    return np.asarray(resized, dtype=np.uint8), binary_mask, (image.height, image.width)
+    return resize_image(image, size), binary_mask, (image.height, image.width)
 
 
 @dataclass

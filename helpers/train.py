@@ -256,6 +256,26 @@ def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "la
     return model.eval(), int(state["epoch"])
 
 
+def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None
+             ) -> tuple[MobileNetV2UNet, TrainConfig, int]:
+    """A trained model from its run folder alone (for predicting on new images): the model in
+    eval mode, its settings (``device`` replaced when given) and the image size it was trained
+    at, from the folder's ``config.json`` and ``data.json``."""
+    run_dir = Path(run_dir)
+    saved = runs.read_json(run_dir / runs.CONFIG)
+    try:
+        config = TrainConfig(**{**saved, **({"device": device} if device else {})})
+    except (TypeError, ValueError) as error:
+        raise RunFolderError(f"{run_dir / runs.CONFIG} does not hold valid training settings "
+                             f"({error}).") from error
+    size = runs.read_json(run_dir / runs.DATA).get("image_size")
+    if not isinstance(size, int):
+        raise RunFolderError(f"{run_dir / runs.DATA} does not say the image size the model was "
+                             "trained at; train it again with this version of the kit.")
+    model, _ = load_trained(config, run_dir, checkpoint)
+    return model, config, size
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; the checkpoints keep the last good epoch."""
 

@@ -1,0 +1,81 @@
+"""A trained model as an ONNX file, for use outside PyTorch (onnxruntime, other languages).
+
+    python -m helpers.export --run reports/report_a/runs/fine_tuned --out model.onnx
+
+The file takes ``image``: float32 (batch, 3, S, S), RGB scaled to [0, 1] then normalised with
+the ImageNet mean and standard deviation, S the run's image size; and gives ``probability``:
+float32 (batch, 1, S, S), the lesion probability of each pixel (threshold at 0.5). The batch
+axis is dynamic. S, the mean and the standard deviation are also stored in the file's
+metadata (``image_size``, ``mean``, ``std``). Exported with PyTorch's current exporter
+(``torch.onnx.export(dynamo=True)``) and checked against PyTorch with onnxruntime in the
+tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from helpers.atomic import atomic_path
+from helpers.batches import IMAGENET_MEAN, IMAGENET_STD
+from helpers.runs import RunFolderError
+from helpers.train import load_run
+
+
+class Probabilities(nn.Module):
+    """A segmentation model whose output is the lesion probability instead of the logit."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> Tensor:
+        return torch.sigmoid(self.model(image))
+
+
+def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str = "last") -> Path:
+    """Write the run's model to ``out_path`` as ONNX (dynamic batch); return the path."""
+    model, _, size = load_run(run_dir, checkpoint, device="cpu")
+    wrapped = Probabilities(model.to(memory_format=torch.contiguous_format)).eval()
+    example = torch.zeros(2, 3, size, size)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    out_path = Path(out_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(wrapped, (example,), input_names=["image"],
+                                    output_names=["probability"], dynamo=True, verbose=False,
+                                    dynamic_shapes={"image": {0: batch}})
+    proto = program.model_proto
+    for key, value in (("image_size", size), ("mean", list(IMAGENET_MEAN)),
+                       ("std", list(IMAGENET_STD))):
+        proto.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.checker.check_model(proto)
+    with atomic_path(out_path) as tmp:
+        onnx.save(proto, tmp)
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="a trained model's run folder")
+    parser.add_argument("--out", required=True, help="the .onnx file to write")
+    parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    args = parser.parse_args(argv)
+    try:
+        path = export_onnx(Path(args.run).resolve(), Path(args.out).resolve(), args.checkpoint)
+    except RunFolderError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.out}")
+    return 0 if path.exists() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

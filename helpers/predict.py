@@ -1,0 +1,123 @@
+"""Masks for your own images from a trained model.
+
+    python -m helpers.predict --run reports/report_a/runs/fine_tuned --images DIR --out DIR
+
+For every image in ``DIR`` that the loader accepts (the same rules as for training: EXIF
+orientation applied, odd modes converted, unreadable or oversized files refused by name, two
+files for one id refused) it writes, in ``--out``:
+
+    <id>_mask.png      the lesion mask at the image's original size, 0 or 255
+    <id>_overlay.png   the image with the mask's outline drawn in yellow
+
+The model sees each image as in training (resized to the run's image size, ImageNet
+normalisation); its probabilities are upsampled to the original size and thresholded at 0.5,
+as in the official scoring. Batched, with a progress bar, on the CPU or a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from tqdm.auto import tqdm
+
+from helpers.atomic import atomic_path
+from helpers.batches import normalise
+from helpers.data import DatasetError, find_images, read_image, resize_image
+from helpers.device import autocast
+from helpers.evaluate import upsample
+from helpers.model import MobileNetV2UNet
+from helpers.runs import RunFolderError
+from helpers.train import TrainConfig, load_run
+
+OUTLINE_COLOUR = (255, 230, 0)
+
+
+def outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
+    """The boundary pixels of a 0/255 mask (H, W) as a boolean array."""
+    inside = Image.fromarray(mask).filter(ImageFilter.MinFilter(2 * width + 1))
+    return (mask > 0) & (np.asarray(inside) == 0)
+
+
+def overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
+    """``image`` with ``mask``'s outline drawn on it."""
+    pixels = np.array(image)
+    pixels[outline(mask, width=max(1, round(max(image.size) / 400)))] = OUTLINE_COLOUR
+    return Image.fromarray(pixels)
+
+
+@torch.no_grad()
+def predict_masks(model: MobileNetV2UNet, config: TrainConfig, images: list[Image.Image],
+                  size: int, threshold: float = 0.5) -> list[np.ndarray]:
+    """0/255 masks at each image's original size for a batch of RGB images."""
+    device = config.resolved_device()
+    batch = torch.from_numpy(np.stack([resize_image(image, size) for image in images]))
+    batch = normalise(batch.to(device).permute(0, 3, 1, 2))
+    if not config.channels_last:
+        batch = batch.contiguous()
+    with autocast(device, config.amp):
+        logits = model.eval()(batch)
+    probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+    return [((upsample(prob, image.height, image.width) > threshold) * 255).astype(np.uint8)
+            for prob, image in zip(probs, images, strict=True)]
+
+
+def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | Path,
+                   checkpoint: str = "last", batch_size: int = 8, device: str | None = None,
+                   threshold: float = 0.5, progress: bool = True) -> list[Path]:
+    """Write a mask and an overlay for every image in ``images_dir``; return the mask paths.
+
+    A file the loader refuses stops the run with its name; the masks written before it are
+    complete (every file is written atomically), and running again rewrites them all.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    model, config, size = load_run(run_dir, checkpoint, device)
+    files = find_images(Path(images_dir))
+    out_dir = Path(out_dir)
+    ids = list(files)
+    written = []
+    with tqdm(total=len(ids), desc="Predicting masks", unit="image", disable=not progress) as bar:
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start:start + batch_size]
+            images = [read_image(files[sample_id]) for sample_id in chunk]
+            for sample_id, image, mask in zip(
+                    chunk, images, predict_masks(model, config, images, size, threshold),
+                    strict=True):
+                with atomic_path(out_dir / f"{sample_id}_mask.png") as tmp:
+                    Image.fromarray(mask).save(tmp)
+                with atomic_path(out_dir / f"{sample_id}_overlay.png") as tmp:
+                    overlay(image, mask).save(tmp)
+                written.append(out_dir / f"{sample_id}_mask.png")
+            bar.update(len(chunk))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="a trained model's run folder "
+                        "(e.g. reports/report_a/runs/fine_tuned)")
+    parser.add_argument("--images", required=True, help="folder of .jpg/.jpeg/.png images")
+    parser.add_argument("--out", required=True, help="folder for the masks and overlays")
+    parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default=None, help="default: the run's (auto)")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    try:
+        written = predict_folder(Path(args.run).resolve(), Path(args.images).resolve(),
+                                 Path(args.out).resolve(), args.checkpoint, args.batch_size,
+                                 args.device, args.threshold)
+    except (DatasetError, RunFolderError, ValueError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(written)} masks and overlays in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
