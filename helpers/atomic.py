@@ -13,6 +13,13 @@ from pathlib import Path
 TEMPORARY_MARK = ".tmp"
 
 
+def _default_mode() -> int:
+    """The permissions a new file gets here (0o666 less the umask), as open() would give it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; on leaving the block without an
@@ -27,6 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                                     dir=path.parent)
     os.close(handle)
     tmp = Path(name)
+    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())  # not 0600
     try:
         yield tmp
         os.replace(tmp, path)

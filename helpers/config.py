@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,19 @@ def preset_path(preset: str | Path) -> Path:
     return path
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as people write numbers: ``1e-3`` is a float too (plain YAML 1.1 wants ``1.0e-3``
+    and would read ``1e-3`` as text)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789."))
+
+
 def _read(path: Path) -> dict:
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         raise ConfigError(f"{display_path(path)} is not valid YAML: {error}") from error
     if values is None:
@@ -116,8 +127,14 @@ def _read(path: Path) -> dict:
     return values
 
 
-def _merge(into: dict, values: dict, source: str, sources: dict[str, str]) -> None:
-    """Merge ``values`` (from ``source``) into ``into``; refuse unknown keys, record sources."""
+def _merge(into: dict, values: dict, source: str, sources: dict[str, tuple[str, str]]) -> None:
+    """Merge ``values`` (from ``source``) into ``into``; refuse unknown keys, record sources.
+
+    A ``train`` setting is written into both model blocks, so a later file's ``train`` wins
+    over an earlier file's model block (``overrides={"train": {"decoder_lr": ...}}`` changes
+    both models even though report_a.yaml sets each model's own). ``sources`` maps each
+    setting to (the file it came from, the key as written there).
+    """
     for key, value in values.items():
         if key in BLOCKS:
             if not isinstance(value, dict):
@@ -128,19 +145,24 @@ def _merge(into: dict, values: dict, source: str, sources: dict[str, str]) -> No
                             if name in ("seed", "device") else "")
                     raise ConfigError(f"{source}: unknown key '{key}.{name}'{hint}; "
                                       f"known keys there: {', '.join(TRAIN_KEYS)}")
-                into.setdefault(key, {})[name] = setting
-                sources[f"{key}.{name}"] = source
+                targets = [key] if key != "train" else [
+                    model for model in MODEL_NAMES
+                    if not (model == "frozen" and name == "encoder_lr")]
+                for block in targets:
+                    into.setdefault(block, {})[name] = setting
+                    sources[f"{block}.{name}"] = (source, f"{key}.{name}")
         elif key in RUN_KEYS:
             into[key] = value
-            sources[key] = source
+            sources[key] = (source, key)
         else:
             raise ConfigError(f"{source}: unknown key '{key}'; known keys: "
                               f"{', '.join(RUN_KEYS + BLOCKS)}")
 
 
-def _check_run_settings(values: dict, sources: dict[str, str]) -> None:
+def _check_run_settings(values: dict, sources: dict[str, tuple[str, str]]) -> None:
     def refuse(key: str, problem: str) -> None:
-        raise ConfigError(f"{sources.get(key, 'preset')}: {key} {problem}, not {values[key]!r}")
+        source = sources.get(key, ("preset", key))[0]
+        raise ConfigError(f"{source}: {key} {problem}, not {values[key]!r}")
 
     size = values["image_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
@@ -164,18 +186,15 @@ def _check_run_settings(values: dict, sources: dict[str, str]) -> None:
         refuse("title", "must be a non-empty text")
 
 
-def _train_config(name: str, values: dict, sources: dict[str, str]) -> TrainConfig:
-    settings = {**values.get("train", {}), **values.get(name, {})}
+def _train_config(name: str, values: dict, sources: dict[str, tuple[str, str]]
+                  ) -> TrainConfig:
     try:
         return TrainConfig(freeze_encoder=name == "frozen", seed=values["seed"],
-                           device=values["device"], **settings)
+                           device=values["device"], **values.get(name, {}))
     except InvalidSetting as error:
-        if error.key in ("seed", "device"):
-            key = error.key
-        else:
-            key = f"{name}.{error.key}" if f"{name}.{error.key}" in sources else \
-                f"train.{error.key}"
-        raise ConfigError(f"{sources.get(key, 'preset')}: {key} {error.problem}") from error
+        lookup = error.key if error.key in ("seed", "device") else f"{name}.{error.key}"
+        source, key = sources.get(lookup, ("preset", lookup))
+        raise ConfigError(f"{source}: {key} {error.problem}") from error
     except TypeError as error:  # a required training setting is missing everywhere
         raise ConfigError(f"preset: the '{name}' model lacks a setting: {error}") from error
 
@@ -191,7 +210,7 @@ def load_config(preset: str | Path = BASE_PRESET, *, data_root: str | Path | Non
     """
     base, path = preset_path(BASE_PRESET), preset_path(preset)
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, tuple[str, str]] = {}
     for source in dict.fromkeys((base, path)):
         _merge(values, _read(source), display_path(source), sources)
     if overrides:

@@ -1,14 +1,17 @@
-"""Figures for the notebooks. Each function returns a matplotlib Figure and shows nothing."""
+"""Figures for the notebooks. Each function returns a matplotlib Figure and shows nothing,
+except the interactive explorer, which returns its widget."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
 from helpers.data import Pair, SegmentationSet, load_pair, read_image, read_mask
+from helpers.metrics import per_image_scores
 
 
 def _off(ax: plt.Axes, title: str = "") -> None:
@@ -118,3 +121,37 @@ def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def threshold_panel(data: SegmentationSet, index: int, probs: dict[str, np.ndarray],
+                    threshold: float) -> Figure:
+    """One test image: the image, its true mask, and each model's mask at ``threshold`` with
+    that image's Dice in the title."""
+    truth = torch.as_tensor(data.masks[index][None])
+    fig, axes = plt.subplots(1, 2 + len(probs), figsize=(3 * (2 + len(probs)), 3.2))
+    axes[0].imshow(data.images[index])
+    _off(axes[0], data.ids[index])
+    axes[1].imshow(data.masks[index], cmap="gray", vmin=0, vmax=1)
+    _off(axes[1], "true mask")
+    for ax, (name, prob) in zip(axes[2:], probs.items(), strict=True):
+        dice = per_image_scores(torch.as_tensor(prob[index][None]), truth, threshold)["dice"]
+        ax.imshow(prob[index] > threshold, cmap="gray", vmin=0, vmax=1)
+        _off(ax, f"{name} > {threshold:.2f}: Dice {dice.item():.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def mask_explorer(data: SegmentationSet, probs: dict[str, np.ndarray]) -> object:
+    """An interactive explorer (ipywidgets): choose a test image and a threshold, see each
+    model's mask and per-image Dice update. In a saved or exported notebook widgets are inert,
+    so it is shown once at the first image and 0.5 there."""
+    import ipywidgets as widgets  # only the explorer needs it
+
+    def show(sample_id: str, threshold: float) -> None:
+        threshold_panel(data, data.index_of(sample_id), probs, threshold)
+        plt.show()
+
+    return widgets.interactive(
+        show, sample_id=widgets.Dropdown(options=data.ids, description="image"),
+        threshold=widgets.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05,
+                                      description="threshold"))

@@ -5,18 +5,19 @@
     best.pt       model weights of the epoch with the best validation Dice
     config.json   the TrainConfig the run was started with
     data.json     a fingerprint of the data it was trained on
-    .lock         present while a process trains in the folder (who, since when)
+    .lock         locked while a process trains in the folder (its text: who, since when)
 
 Why each piece: resuming with other images or another size would continue into one mixed
 history, and a notebook that reuses an output folder would score new data with old models,
 so the data fingerprint must match. ``history.csv`` can be cut short by a crash or an editor;
 ``last.pt`` holds the rows it was saved with, so the history is rebuilt from it. Two processes
-training into one folder would overwrite each other's checkpoints, so the second one stops.
-Any file that cannot be read stops with its name and what to do.
+training into one folder would overwrite each other's checkpoints, so the second one stops,
+naming the first. Any file that cannot be read stops with its name and what to do.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -132,7 +134,7 @@ def trusted_history(folder: Path, state: dict, columns: list[str]) -> list[dict]
         if "epoch" in history else history
     wrong = (list(history.columns) != columns
              or list(history["epoch"]) != list(range(1, epochs + 1))
-             or not history.drop(columns="seconds").notna().all().all())
+             or not np.isfinite(history.drop(columns="seconds").to_numpy(float)).all())
     if wrong:
         raise RunFolderError(f"{path} does not agree with {folder / LAST} (epochs 1 to "
                              f"{epochs} with finite values expected). " + _start_again(folder))
@@ -141,49 +143,32 @@ def trusted_history(folder: Path, state: dict, columns: list[str]) -> list[dict]
 
 @contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Hold ``folder``'s lock while training; refuse when another live process holds it."""
+    """Hold ``folder``'s lock while training; refuse when another process holds it.
+
+    The lock is an operating-system lock on ``.lock`` (``fcntl.flock``): the kernel releases
+    it when its process ends, however it ends, so a crashed run never blocks the next one.
+    The file's text only says who holds it, for the message.
+    """
     path = folder / LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%F %T")}
-    for _ in range(2):
+    with open(path, "a+") as handle:
         try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = _lock_holder(path)
-            if holder is not None:
-                raise RunFolderError(
-                    f"{folder} is in use: process {holder.get('pid')} on {holder.get('host')} "
-                    f"has trained there since {holder.get('since')} ({path}). Wait for it to "
-                    "finish, or train into another folder.") from None
-            path.unlink(missing_ok=True)  # left by a process that no longer runs
-            continue
-        with os.fdopen(handle, "w") as file:
-            json.dump(me, file)
-        break
-    else:
-        raise RunFolderError(f"Could not take the lock {path}; try again.")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _lock_holder(path: Path) -> dict | None:
-    """Who holds the lock at ``path``, or None when it is stale (its process is gone)."""
-    try:
-        holder = json.loads(path.read_text() or "{}")
-    except (OSError, json.JSONDecodeError):
-        return None if time.time() - path.stat().st_mtime > 60 else {"pid": "?", "host": "?"}
-    if holder.get("host") != socket.gethostname():
-        return holder  # another machine (a shared disk): we cannot tell, so we respect it
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return None
-    except (KeyError, ValueError, TypeError):
-        return None
-    except PermissionError:
-        pass  # alive, but another user's
-    return holder
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunFolderError(
+                f"{folder} is in use: {holder} is training there ({path}). Wait for it to "
+                "finish, or train into another folder.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()  # released when the file closes; the empty file may stay
 
 
 def clear(folder: Path) -> None:

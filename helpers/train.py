@@ -204,10 +204,6 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         with autocast(device, config.amp):
             logits = _logits(model, images, index, features)
             loss = segmentation_loss(logits, masks, config.loss)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(
@@ -215,6 +211,10 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
                 f"{value}. Training stopped before this step; the checkpoints keep the last "
                 "finished epoch. Lower the learning rate, or look for NaN or infinite values "
                 "in the data.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total += value * len(index)
         seen += len(index)
     return total / seen
@@ -326,7 +326,12 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                              f"{sorted(changed)}. Use another output folder for a different "
                              "configuration.")
     runs.check_data(out_dir, fingerprint)
-    state = load_checkpoint(last_path, model)
+    state = runs.read_checkpoint(last_path, needs=("model", "epoch", "optimizer", "best_dice"))
+    if int(state["epoch"]) > config.epochs:
+        raise RunFolderError(f"{out_dir} holds {state['epoch']} epochs, more than the "
+                             f"{config.epochs} asked for. Use another output folder, or "
+                             "fit(..., fresh=True) to train it again.")
+    load_checkpoint(last_path, model)
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (KeyError, ValueError) as error:

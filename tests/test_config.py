@@ -155,3 +155,19 @@ def test_setting_values_appear_once_in_the_presets() -> None:
             else:
                 same = {key} if base.get(key) == value else set()
             assert not same, f"{preset}.yaml repeats report_a.yaml's {sorted(same)}"
+
+
+def test_a_later_train_setting_wins_over_the_bases_model_blocks(tmp_path: Path) -> None:
+    # report_a.yaml sets each model's decoder_lr; a later `train` value changes both.
+    config = load_config("report_a", overrides={"train": {"decoder_lr": 0.001}})
+    assert config.frozen.decoder_lr == config.fine_tuned.decoder_lr == 0.001
+    preset = write(tmp_path / "mine.yaml", "train:\n  decoder_lr: 0.002\n  encoder_lr: 0.0002\n")
+    mine = load_config(preset)
+    assert (mine.frozen.decoder_lr, mine.fine_tuned.decoder_lr) == (0.002, 0.002)
+    assert (mine.frozen.encoder_lr, mine.fine_tuned.encoder_lr) == (0.0, 0.0002)
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
+    preset = write(tmp_path / "exp.yaml", "fine_tuned:\n  encoder_lr: 1e-3\n  decoder_lr: 2E-2\n")
+    config = load_config(preset)
+    assert (config.fine_tuned.encoder_lr, config.fine_tuned.decoder_lr) == (1e-3, 2e-2)
