@@ -245,15 +245,41 @@ def read_history(run_dir: str | Path) -> pd.DataFrame:
                         columns=HISTORY_COLUMNS)
 
 
-def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "last"
+def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "last",
+                 data: tuple[SegmentationSet, SegmentationSet] | None = None
                  ) -> tuple[MobileNetV2UNet, int]:
     """The model saved in ``run_dir`` (``"last"`` or ``"best"`` epoch) in eval mode, and the
-    epoch it comes from."""
+    epoch it comes from.
+
+    With ``data`` (the training and validation sets) the run must be finished and must have
+    been trained with ``config`` on that data; otherwise :class:`RunFolderError` says how it
+    differs, so a notebook never scores new data or new settings with an old model.
+    """
     if checkpoint not in ("last", "best"):
         raise ValueError(f"checkpoint must be 'last' or 'best', not {checkpoint!r}")
+    run_dir = Path(run_dir)
+    if data is not None:
+        _check_settings(config, run_dir, compare_epochs=True)
+        runs.check_data(run_dir, runs.data_fingerprint(*data, pretrained=True))
+        done = int(runs.read_checkpoint(run_dir / runs.LAST)["epoch"])
+        if done < config.epochs:
+            raise RunFolderError(f"The run in {run_dir} has finished {done} of its "
+                                 f"{config.epochs} epochs: train it to the end first.")
     model = build_model(config)
-    state = load_checkpoint(Path(run_dir) / f"{checkpoint}.pt", model)
+    state = load_checkpoint(run_dir / f"{checkpoint}.pt", model)
     return model.eval(), int(state["epoch"])
+
+
+def _check_settings(config: TrainConfig, run_dir: Path, compare_epochs: bool) -> None:
+    saved = runs.read_json(run_dir / runs.CONFIG)
+    changed = sorted(k for k, v in dataclasses.asdict(config).items()
+                     if (compare_epochs or k != "epochs") and saved.get(k) != v)
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(config, k)!r} now"
+                            for k in changed)
+        raise RunFolderError(f"The run in {run_dir} was trained with other settings "
+                             f"({details}). Use another output folder for a different "
+                             "configuration.")
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None = None
@@ -318,13 +344,7 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                   ) -> tuple[int, float, list[dict]]:
     """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``."""
     last_path = out_dir / runs.LAST
-    saved = runs.read_json(out_dir / runs.CONFIG)
-    changed = {k for k, v in dataclasses.asdict(config).items()
-               if k != "epochs" and saved.get(k) != v}
-    if changed:
-        raise RunFolderError(f"Cannot resume {out_dir}: its settings differ in "
-                             f"{sorted(changed)}. Use another output folder for a different "
-                             "configuration.")
+    _check_settings(config, out_dir, compare_epochs=False)
     runs.check_data(out_dir, fingerprint)
     state = runs.read_checkpoint(last_path, needs=("model", "epoch", "optimizer", "best_dice"))
     if int(state["epoch"]) > config.epochs:

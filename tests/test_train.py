@@ -65,7 +65,7 @@ def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
     run(splits, tmp_path, epochs=1)
     with pytest.raises(FileExistsError, match="already holds a run"):
         run(splits, tmp_path, epochs=1)
-    with pytest.raises(RunFolderError, match="settings differ in .*seed"):
+    with pytest.raises(RunFolderError, match="trained with other settings .*seed: 0 there, 5 now"):
         run(splits, tmp_path, epochs=2, resume=True, seed=5)
 
 
