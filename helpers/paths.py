@@ -26,3 +26,10 @@ def display_path(path: str | Path) -> str:
     path = Path(path).resolve()
     relative = Path(os.path.relpath(path, REPO_ROOT))
     return str(path) if relative.parts[:2] == ("..", "..") else relative.as_posix()
+
+
+def public_path(path: str | Path) -> str:
+    """How a report shows ``path`` (relative ones are taken from the repository): relative to
+    the kit when inside it or beside it, else ``<outside the kit>/<its name>``."""
+    shown = display_path(resolve_path(path))
+    return shown if not Path(shown).is_absolute() else f"<outside the kit>/{Path(shown).name}"

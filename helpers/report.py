@@ -7,7 +7,9 @@ writes ``reports/<preset>/`` (or ``--output-dir``)::
 
     notebooks/NN_*.ipynb   the executed notebooks
     html/NN_*.html         each one exported with nbconvert
-    report.html            all four in one page
+    report.html            the report to hand in: title block, results summary, contents, then
+                           the four chapters (set-up and parameter code hidden); one file
+    report.pdf             the same, printed by WeasyPrint (skipped, with the reason, without it)
     figures/*.png          every figure
     tables/*.csv, *.md     every table
     runs/<model>/          histories and checkpoints (not committed)
@@ -15,23 +17,36 @@ writes ``reports/<preset>/`` (or ``--output-dir``)::
 The preset is loaded and checked before any notebook runs, so a misspelt key or an invalid
 value fails in a second. A failing notebook stops the run naming the notebook and the cell;
 what was written stays, and training resumes where it stopped on the next run.
+
+A report leaves the machine that made it, so nothing written names a folder of that machine:
+paths inside the kit (or beside it, ``../shared/...``) are shown relative to it, any other
+folder only by its name (``<outside the kit>/isic2016``).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import base64
+import datetime
+import html
 import os
+import re
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+from papermill.translators import PythonTranslator
+from pygments.formatters import HtmlFormatter
 from tqdm.auto import tqdm
 
-from helpers.atomic import write_text
+from helpers.atomic import atomic_path, write_text
 from helpers.config import (
     REPO_ROOT,
     ConfigError,
@@ -40,14 +55,40 @@ from helpers.config import (
     display_path,
     load_config,
 )
-from helpers.data import ISIC2016_FOLDERS, DatasetError
-from helpers.paths import SYNTHETIC_ROOT
+from helpers.data import ISIC2016_FOLDERS, DatasetError, describe, load_splits
+from helpers.paths import SYNTHETIC_ROOT, public_path
 
 NOTEBOOKS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Folders of the kit's own source that an output folder must neither be, hold nor lie in.
 SOURCE_FOLDERS = ("notebooks", "helpers", "presets", "tests", "scripts", "benchmarks", ".ci",
                   ".git")
+#: Cells whose code report.html and report.pdf hide (their outputs stay): the set-up and
+#: config-loading cells and the parameters, which say nothing about segmentation.
+HIDDEN_INPUT_TAGS = ("setup", "parameters", "injected-parameters")
+#: The kernel's own log: warnings only (it warns on every start that its local TCP sockets
+#: are unencrypted, which says nothing about the run); errors in cells reach the notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+#: Parameters that hold paths, shortened when they lie outside the kit.
+PATH_PARAMETERS = ("data_root", "output_dir")
+#: The results summary at the top of the report: tables/<name>.csv with a caption.
+SUMMARY_TABLES = (
+    ("04_comparison", "The two models after the last epoch (report A's comparison table)"),
+    ("04_official_scores", "Official ISIC scorer on the test set, at each image's original "
+                           "resolution (means over images)"),
+    ("04_paired_dice", "Does fine-tuning help? Per-image official Dice, model 2 against model 1"),
+)
+SUMMARY_FIGURES = (
+    ("04_six_panel", "Test images, true masks and both models' predictions"),
+    ("04_train_loss", "Training loss per epoch"),
+    ("04_val_loss", "Validation loss per epoch"),
+)
+#: Readable names for the summary tables' columns.
+COLUMN_NAMES = {"threshold_jaccard": "threshold Jaccard", "images": "test images",
+                "second_better": "model 2 better", "first_better": "model 1 better",
+                "mean_difference": "mean Dice difference (2 - 1)", "ci95_low": "95% CI low",
+                "ci95_high": "95% CI high", "wilcoxon_p": "Wilcoxon p",
+                "paired_t_p": "paired t-test p"}
 
 
 class NotebookFailed(RuntimeError):
@@ -102,7 +143,8 @@ def execute(name: str, parameters: dict, out_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(source), str(target), cwd=str(REPO_ROOT),
-                                   progress_bar=False, parameters=parameters)
+                                   progress_bar=False, parameters=parameters,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     except papermill.PapermillExecutionError as error:
         raise NotebookFailed(f"{name}.ipynb failed in cell {error.cell_index} (execution count "
                              f"{error.exec_count}): {error.ename}: {error.evalue}. The executed "
@@ -113,38 +155,233 @@ def execute(name: str, parameters: dict, out_dir: Path) -> Path:
 
 
 def _relative_paths_in_metadata(path: Path) -> None:
-    """papermill records the notebooks' absolute paths; keep only repository-relative ones."""
+    """papermill records the notebooks' absolute paths, and the parameters may name folders
+    outside the kit: keep only the forms :func:`public_path` gives."""
     if not path.exists():
         return
     notebook = nbformat.read(path, as_version=4)
     recorded = notebook.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if recorded.get(key):
-            recorded[key] = display_path(recorded[key])
+            recorded[key] = public_path(recorded[key])
+    parameters = recorded.get("parameters", {})
+    for key in PATH_PARAMETERS:
+        if not isinstance(parameters.get(key), str):
+            continue
+        shown = public_path(parameters[key])
+        for cell in notebook.cells:
+            if "injected-parameters" in cell.metadata.get("tags", []):
+                cell.source = cell.source.replace(
+                    f"{key} = {PythonTranslator.translate_str(parameters[key])}",
+                    f"{key} = {PythonTranslator.translate_str(shown)}")
+        parameters[key] = shown
     write_text(path, nbformat.writes(notebook))
 
 
-def export_html(executed: list[Path], out_dir: Path, title: str) -> Path:
-    """One HTML file per notebook plus ``report.html`` with all of them in order."""
+@dataclass(frozen=True)
+class ReportInfo:
+    """The title block: what was run, on what, when, and with which code."""
+
+    title: str
+    data: str
+    date: str
+    commit: str
+    torch: str
+    device: str
+
+
+def kit_commit() -> str:
+    """The kit's short git commit (``+ local changes`` when the work tree differs), or
+    ``"unknown"`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True, timeout=20).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit} + local changes" if changed else commit
+
+
+def report_info(config: RunConfig) -> ReportInfo:
+    """The title block of ``config``'s run, made on this machine now."""
+    import torch
+
+    from helpers.device import resolve_device
+
+    splits = load_splits(config, progress=False)  # decoded by the notebooks: a cache hit
+    counts = f"{len(splits.train)} training, {len(splits.val)} validation, " \
+             f"{len(splits.test)} test images" if splits.validation == "holdout" else \
+             f"{len(splits.train)} training, {len(splits.test)} test images"
+    return ReportInfo(title=config.title,
+                      data=f"{describe(splits, config.data_root)}: {counts} at "
+                           f"{config.image_size}x{config.image_size}",
+                      date=datetime.date.today().isoformat(), commit=kit_commit(),
+                      torch=torch.__version__, device=str(resolve_device(config.device)))
+
+
+def _format_table(frame: pd.DataFrame) -> str:
+    """``frame`` as an HTML table: 4 decimals, p-values in 2 significant digits."""
+    formatters = {}
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            formatters[column] = ("{:.2g}" if str(column).endswith("_p") else "{:.4f}").format
+    frame = frame.rename(columns=COLUMN_NAMES)
+    formatters = {COLUMN_NAMES.get(k, k): v for k, v in formatters.items()}
+    return frame.to_html(index=False, border=0, classes="summary", formatters=formatters,
+                         na_rep="")
+
+
+def _image(path: Path, alt: str) -> str:
+    """An ``<img>`` with ``path``'s PNG embedded, so report.html is one file."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def summary_html(out_dir: Path) -> str:
+    """The results first: the comparison tables and figures the notebooks wrote."""
+    parts = ['<section id="summary"><h1>Results summary</h1>']
+    missing = []
+    for name, caption in SUMMARY_TABLES:
+        path = out_dir / "tables" / f"{name}.csv"
+        if not path.exists():
+            missing.append(f"tables/{name}.csv")
+            continue
+        frame = pd.read_csv(path)
+        if frame.columns[0].startswith("Unnamed"):  # a table saved with its index
+            frame = frame.rename(columns={frame.columns[0]: ""})
+        parts.append(f'<figure class="table"><figcaption>{html.escape(caption)}</figcaption>'
+                     f"{_format_table(frame)}</figure>")
+    for name, caption in SUMMARY_FIGURES:
+        path = out_dir / "figures" / f"{name}.png"
+        if not path.exists():
+            missing.append(f"figures/{name}.png")
+            continue
+        kind = "plot half" if name.endswith("_loss") else "plot"
+        parts.append(f'<figure class="{kind}">{_image(path, caption)}'
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if missing:
+        parts.append(f'<p class="missing">Not written by this run: {", ".join(missing)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _drop_widgets(notebook: nbformat.NotebookNode) -> None:
+    """Progress bars are live widgets: in a static report they are empty boxes."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+
+
+def chapter_html(notebook: nbformat.NotebookNode, anchor: str) -> tuple[list[tuple], str]:
+    """One notebook as a report chapter: the hidden inputs removed, heading ids prefixed with
+    ``anchor`` (the four notebooks share headings). Returns the headings (level, id, text)
+    and the body."""
+    notebook = nbformat.from_dict(notebook)  # a copy
+    _drop_widgets(notebook)
+    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True,
+                            exclude_output_prompt=True, anchor_link_text="")
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_input_tags=set(HIDDEN_INPUT_TAGS), enabled=True),
+        enabled=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    body = re.sub(r'\bid="([^"]+)"', rf'id="{anchor}-\1"', body)
+    body = re.sub(r'href="#([^"]+)"', rf'href="#{anchor}-\1"', body)
+    headings = [(int(level), hid, re.sub(r"<[^>]+>", "", text).strip())
+                for level, hid, text in re.findall(r'<h([12]) id="([^"]+)"[^>]*>(.*?)</h\1>',
+                                                   body, flags=re.S)]
+    return headings, f'<section class="chapter" id="{anchor}">\n{body}\n</section>'
+
+
+REPORT_CSS = """
+@page { size: A4; margin: 18mm 16mm 18mm 16mm;
+        @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt;
+                         color: #666; } }
+body { font-family: "DejaVu Sans", "Helvetica", "Arial", sans-serif; font-size: 10pt;
+       line-height: 1.4; color: #111; max-width: 60em; margin: 2em auto; padding: 0 1em; }
+@media print { body { max-width: none; margin: 0; padding: 0; } }
+h1 { font-size: 17pt; margin: 1.2em 0 0.4em; border-bottom: 1px solid #bbb; }
+h2 { font-size: 13pt; margin: 1em 0 0.3em; }
+header.title { border-bottom: 2px solid #333; margin-bottom: 1em; }
+header.title h1 { font-size: 22pt; border: none; margin: 0 0 0.3em; }
+header.title dl { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em;
+                  margin: 0 0 1em; }
+header.title dt { font-weight: bold; } header.title dd { margin: 0; }
+section.chapter { break-before: page; }
+nav.toc ul { list-style: none; padding-left: 1.4em; } nav.toc li { margin: 0.1em 0; }
+nav.toc > ul { padding-left: 0; }
+nav.toc a { color: #124; text-decoration: none; }
+figure { margin: 1em 0; break-inside: avoid; }
+figure.half { display: inline-block; width: 48%; margin: 0.5em 0.5%; vertical-align: top; }
+figure.plot img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { font-size: 9pt; color: #333; margin: 0.3em 0; font-style: italic; }
+img { max-width: 100%; height: auto; }
+table { border-collapse: collapse; font-size: 8pt; margin: 0.5em 0; break-inside: avoid; }
+th, td { border-bottom: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #eee; } td:first-child, th:first-child { text-align: left; }
+pre { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; line-height: 1.3;
+      white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; }
+.jp-InputArea pre, .highlight pre { background: #f6f6f6; border-left: 3px solid #9ab;
+                                    padding: 4px 6px; }
+.jp-OutputArea pre { padding: 2px 6px; }
+.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"] pre { color: #777; }
+.jp-Cell { margin: 0.4em 0; } .jp-OutputArea-output { overflow-x: auto; }
+.missing { color: #a00; }
+"""
+
+
+def report_document(info: ReportInfo, summary: str, chapters: list[tuple[list, str]]) -> str:
+    """The whole report as one HTML document: title block, summary, contents, chapters."""
+    rows = [("Data", info.data), ("Date", info.date), ("Kit commit", info.commit),
+            ("PyTorch", info.torch), ("Device", info.device)]
+    block = "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in rows)
+    toc = ['<li><a href="#summary">Results summary</a></li>']
+    for headings, _ in chapters:
+        items = [f'<li><a href="#{hid}">{html.escape(text)}</a>' for level, hid, text in headings
+                 if level == 1]
+        subs = [f'<li><a href="#{hid}">{html.escape(text)}</a></li>' for level, hid, text
+                in headings if level == 2]
+        toc.append("".join(items) + (f"<ul>{''.join(subs)}</ul>" if subs else "") + "</li>")
+    style = REPORT_CSS + HtmlFormatter(style="default").get_style_defs(".highlight")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(info.title)}</title>", f"<style>{style}</style></head><body>",
+        f'<header class="title"><h1>{html.escape(info.title)}</h1><dl>{block}</dl></header>',
+        summary, f'<nav class="toc"><h1>Contents</h1><ul>{"".join(toc)}</ul></nav>',
+        *(body for _, body in chapters), "</body></html>"])
+
+
+def export_html(executed: list[Path], out_dir: Path, info: ReportInfo) -> Path:
+    """One HTML file per notebook (``html/``) plus ``report.html``, the report to hand in."""
     exporter = HTMLExporter()
     html_dir = out_dir / "html"
     html_dir.mkdir(parents=True, exist_ok=True)
-    combined = None
+    chapters = []
     for path in executed:
         notebook = nbformat.read(path, as_version=4)
         body, _ = exporter.from_notebook_node(notebook)
-        for cell in notebook.cells:  # cell ids must stay unique in the combined notebook
-            cell["id"] = f"{path.stem[:2]}-{cell['id']}"
         write_text(html_dir / f"{path.stem}.html", body)
-        if combined is None:
-            combined = copy.deepcopy(notebook)
-        else:
-            combined.cells.extend(notebook.cells)
-    combined.metadata["title"] = title
-    body, _ = exporter.from_notebook_node(combined)
+        chapters.append(chapter_html(notebook, f"ch{path.stem[:2]}"))
     report = out_dir / "report.html"
-    write_text(report, body)
+    write_text(report, report_document(info, summary_html(out_dir), chapters))
     return report
+
+
+def export_pdf(report_html: Path) -> tuple[Path | None, str]:
+    """``report.pdf`` beside ``report_html``, printed by WeasyPrint. Returns the PDF (or
+    ``None`` when it was skipped) and a line saying what happened."""
+    try:
+        import weasyprint
+    except (ImportError, OSError) as error:  # OSError: the pango library is missing
+        return None, (f"report.pdf skipped: WeasyPrint cannot be loaded ({error}); "
+                      "`pip install weasyprint` (it needs the pango library) to get it. "
+                      "report.html is complete.")
+    pdf = report_html.with_suffix(".pdf")
+    with atomic_path(pdf) as tmp:
+        weasyprint.HTML(string=report_html.read_text(encoding="utf-8")).write_pdf(tmp)
+    return pdf, f"PDF: {display_path(pdf)}"
 
 
 def make_report(preset: str, data_root: str | Path | None = None,
@@ -165,8 +402,9 @@ def make_report(preset: str, data_root: str | Path | None = None,
         began = time.perf_counter()
         executed.append(execute(name, parameters, config.output_dir))
         tqdm.write(f"{name}: {time.perf_counter() - began:.0f} s")
-    report = export_html(executed, config.output_dir, f"lesionkit - {config.title}")
-    print(f"Done: {display_path(report)}")
+    report = export_html(executed, config.output_dir, report_info(config))
+    _, said = export_pdf(report)
+    print(f"Done: {display_path(report)}\n{said}")
     return config.output_dir
 
 

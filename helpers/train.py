@@ -36,7 +36,7 @@ from helpers.data import SegmentationSet
 from helpers.device import autocast, resolve_device
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
-from helpers.paths import display_path
+from helpers.paths import public_path
 from helpers.runs import RunFolderError
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "val_soft_iou",
@@ -336,7 +336,7 @@ def _common_folder(paths: list[Path]) -> str:
     if not paths:
         return ""
     root = Path(os.path.commonpath([p.parent for p in paths])).parent
-    return display_path(root)
+    return public_path(root)
 
 
 def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,

@@ -1,7 +1,4 @@
 """Shared fixtures: a small SYNTHETIC data set, and the real ISIC data when it is available.
-
-Every notebook collected by nbmake gets the ``notebooks`` marker, so ``pytest -m "not
-notebooks"`` is the fast loop.
 """
 
 from __future__ import annotations
@@ -14,12 +11,6 @@ import pytest
 from helpers.synthetic import write_synthetic_isic2016
 
 REAL_DATA_VARIABLE = "LESIONKIT_ISIC2016"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.notebooks)
 
 
 @pytest.fixture(scope="session")

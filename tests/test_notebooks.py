@@ -27,7 +27,7 @@ def test_the_set_up_cell_is_short_and_the_same_everywhere() -> None:
 def test_parameters_cell_runs_at_smoke_size_under_nbmake(path: Path) -> None:
     cell = next(c for c in code_cells(path) if "parameters" in c.metadata.get("tags", []))
     assert 'preset = "report_a"' in cell.source  # the committed default: the real run
-    assert cell.metadata["nbmake"]["mock"] == {"preset": "smoke"}
+    assert cell.metadata["nbmake"]["mock"] == {"preset": "smoke", "output_dir": "reports/_nbmake"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

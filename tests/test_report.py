@@ -4,6 +4,7 @@ output folders, no machine paths in what it writes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -139,3 +140,103 @@ def test_notebook_parameters_are_relative_to_the_repository(tmp_path: Path) -> N
     parameters = report.notebook_parameters(config, {"seed": 1})
     assert parameters == {"preset": "demo", "data_root": "data/synthetic",
                           "output_dir": "reports/x", "overrides": {"seed": 1}}
+
+
+MACHINE_PATHS = ("/root/", "/home/", "/work/", "/tmp/")
+
+
+@pytest.mark.notebooks
+def test_no_file_of_the_report_names_a_folder_of_the_machine(smoke_run: Path) -> None:
+    # The smoke run's data and output folders both lie outside the kit (pytest's tmp).
+    # In runs/ (not handed in) the text files count too; checkpoints and images there do not.
+    import pypdf
+
+    handed_in = [p for p in smoke_run.rglob("*")
+                 if p.is_file() and (p.relative_to(smoke_run).parts[0] != "runs"
+                                     or p.suffix in (".json", ".csv"))]
+    assert {"report.html", "report.pdf"} <= {p.name for p in handed_in}
+    for path in sorted(handed_in):
+        if path.suffix == ".pdf":
+            reader = pypdf.PdfReader(path)
+            text = "".join(page.extract_text() for page in reader.pages)
+            text += str(reader.metadata)
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        for machine in (str(REPO_ROOT), *MACHINE_PATHS):
+            assert machine not in text, f"{path.relative_to(smoke_run)} names {machine}"
+
+
+@pytest.mark.notebooks
+def test_report_html_puts_the_results_first_and_hides_the_setup_code(smoke_run: Path) -> None:
+    page = (smoke_run / "report.html").read_text()
+    for shown in ("Smoke test", "SYNTHETIC lesions", "Kit commit", "PyTorch", "Device",
+                  "Results summary", "Contents", "Wilcoxon p", "threshold Jaccard"):
+        assert shown in page, shown
+    assert page.index("Results summary") < page.index("Contents") < page.index(
+        'id="ch01-1.-Data-exploration"')
+    assert page.count("data:image/png;base64,") >= 3 + 4  # summary figures and chapters'
+    assert 'src="http' not in page and "figures/04_" not in page  # one self-contained file
+    assert "load_config(preset" not in page  # the set-up cells' code is hidden...
+    assert 'preset = "smoke"' not in page  # ...and so are the parameters
+    assert page.count('class="highlight') >= 8 and "build_model" in page  # teaching code stays
+    # each chapter's heading anchors are unique, and the contents link to them
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert all(f'id="{target}"' in page for target in re.findall(r'href="#([^"]+)"', page))
+
+
+@pytest.mark.notebooks
+def test_report_pdf_has_the_summary_and_pages_that_are_not_blank(smoke_run: Path) -> None:
+    import numpy as np
+    import pypdf
+    import pypdfium2
+
+    pdf = smoke_run / "report.pdf"
+    reader = pypdf.PdfReader(pdf)
+    assert len(reader.pages) >= 2
+    first = reader.pages[0].extract_text()
+    assert "Results summary" in first and "Model 1" in first and "Validation" in first
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        pixels = np.asarray(document[0].render(scale=0.5).to_pil().convert("L"))
+    finally:
+        document.close()
+    assert (pixels < 128).mean() > 0.01  # text, tables and the six-panel figure
+
+
+def test_the_report_says_why_the_pdf_was_skipped_without_weasyprint(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_weasyprint(name, *args, **kwargs):
+        if name == "weasyprint":
+            raise ImportError("No module named 'weasyprint'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_weasyprint)
+    page = tmp_path / "report.html"
+    page.write_text("<html><body>x</body></html>")
+    pdf, said = report.export_pdf(page)
+    assert pdf is None and not (tmp_path / "report.pdf").exists()
+    assert "report.pdf skipped" in said and "pip install weasyprint" in said
+
+
+def test_paths_outside_the_kit_are_shown_by_name_only() -> None:
+    assert report.public_path("reports/x") == "reports/x"
+    assert report.public_path(REPO_ROOT / "data" / "isic2016") == "data/isic2016"
+    assert report.public_path("/tmp/pytest/run_7") == "<outside the kit>/run_7"
+
+
+def test_the_kernel_start_warning_is_silenced(tmp_path: Path, capfd) -> None:
+    import nbformat
+    import papermill
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                       "display_name": "Python 3"}
+    nbformat.write(notebook, tmp_path / "n.ipynb")
+    papermill.execute_notebook(str(tmp_path / "n.ipynb"), str(tmp_path / "out.ipynb"),
+                               progress_bar=False, extra_arguments=report.KERNEL_ARGUMENTS)
+    assert "without encryption" not in capfd.readouterr().err
