@@ -29,6 +29,7 @@ import argparse
 import base64
 import datetime
 import html
+import io
 import os
 import re
 import subprocess
@@ -43,6 +44,7 @@ import papermill
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 from papermill.translators import PythonTranslator
+from PIL import Image
 from pygments.formatters import HtmlFormatter
 from tqdm.auto import tqdm
 
@@ -191,14 +193,15 @@ class ReportInfo:
 
 
 def kit_commit() -> str:
-    """The kit's short git commit (``+ local changes`` when the work tree differs), or
-    ``"unknown"`` outside a git checkout."""
+    """The kit's short git commit (``+ local changes`` when its code differs from it; the
+    generated ``reports/`` do not count), or ``"unknown"`` outside a git checkout."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                               check=True, timeout=20).stdout.strip()
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)reports")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit} + local changes" if changed else commit
@@ -233,10 +236,37 @@ def _format_table(frame: pd.DataFrame) -> str:
                          na_rep="")
 
 
+#: Summary figures above this size are embedded as JPEG (the 6-panel figure is mostly
+#: photographs: a fifth of its PNG size), so report.html stays small enough to mail.
+LARGE_FIGURE_BYTES = 200_000
+
+
+def _lighter(png: bytes) -> tuple[str, bytes]:
+    """(format, bytes) of a figure to embed: the PNG itself, or a JPEG when it is large."""
+    if len(png) <= LARGE_FIGURE_BYTES:
+        return "png", png
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGB").save(buffer, "JPEG", quality=90)
+    return "jpeg", buffer.getvalue()
+
+
+def lighter_outputs(notebook: nbformat.NotebookNode) -> None:
+    """Replace large inline PNG outputs (photographs, mostly) by JPEGs, in place."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png and len(png) * 3 // 4 > LARGE_FIGURE_BYTES:
+                kind, data = _lighter(base64.b64decode(png))
+                del output["data"]["image/png"]
+                output["data"][f"image/{kind}"] = base64.b64encode(data).decode("ascii")
+
+
 def _image(path: Path, alt: str) -> str:
-    """An ``<img>`` with ``path``'s PNG embedded, so report.html is one file."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    """An ``<img>`` with ``path``'s figure embedded, so report.html is one file."""
+    kind, data = _lighter(path.read_bytes())
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img src="data:image/{kind};base64,{encoded}" alt="{html.escape(alt)}">'
 
 
 def summary_html(out_dir: Path) -> str:
@@ -363,6 +393,7 @@ def export_html(executed: list[Path], out_dir: Path, info: ReportInfo) -> Path:
         notebook = nbformat.read(path, as_version=4)
         body, _ = exporter.from_notebook_node(notebook)
         write_text(html_dir / f"{path.stem}.html", body)
+        lighter_outputs(notebook)
         chapters.append(chapter_html(notebook, f"ch{path.stem[:2]}"))
     report = out_dir / "report.html"
     write_text(report, report_document(info, summary_html(out_dir), chapters))
