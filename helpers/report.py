@@ -412,7 +412,22 @@ def export_pdf(report_html: Path) -> tuple[Path | None, str]:
     pdf = report_html.with_suffix(".pdf")
     with atomic_path(pdf) as tmp:
         weasyprint.HTML(string=report_html.read_text(encoding="utf-8")).write_pdf(tmp)
+    first_page(pdf, pdf.with_name("report-page1.png"))
     return pdf, f"PDF: {display_path(pdf)}"
+
+
+def first_page(pdf: Path, png: Path) -> Path:
+    """The PDF's first page as a PNG (a preview for the README and for course pages)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        image = document[0].render(scale=1.0).to_pil()
+    finally:
+        document.close()
+    with atomic_path(png) as tmp:
+        image.save(tmp, optimize=True)
+    return png
 
 
 def make_report(preset: str, data_root: str | Path | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from helpers import report
 from helpers.config import REPO_ROOT, ConfigError, load_config
@@ -202,6 +203,8 @@ def test_report_pdf_has_the_summary_and_pages_that_are_not_blank(smoke_run: Path
     finally:
         document.close()
     assert (pixels < 128).mean() > 0.01  # text, tables and the six-panel figure
+    preview = Image.open(smoke_run / "report-page1.png")  # the same page, written as a PNG
+    assert preview.width > 500 and (np.asarray(preview.convert("L")) < 128).mean() > 0.01
 
 
 def test_the_report_says_why_the_pdf_was_skipped_without_weasyprint(tmp_path: Path,
