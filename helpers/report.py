@@ -34,7 +34,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -430,6 +433,41 @@ def first_page(pdf: Path, png: Path) -> Path:
     return png
 
 
+#: The run folder each training notebook fills, for the console's per-epoch bar.
+TRAINED_IN = {"02_frozen_encoder": "frozen", "03_fine_tuning": "fine_tuned"}
+
+
+@contextmanager
+def epoch_progress(config: RunConfig, notebook: str, interval: float = 1.0) -> Iterator[None]:
+    """While a training notebook runs in its kernel, show its epochs in this console: a
+    second bar that follows the run folder's ``history.csv``. Other notebooks: nothing."""
+    if notebook not in TRAINED_IN:
+        yield
+        return
+    name = TRAINED_IN[notebook]
+    history = config.run_dir(name) / "history.csv"
+    bar = tqdm(total=config.model(name).epochs, desc=f"  {name} epochs", unit="epoch",
+               leave=False)
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(interval):
+            try:
+                done = max(0, len(history.read_text().splitlines()) - 1)
+            except OSError:
+                continue
+            bar.update(min(done, bar.total) - bar.n)
+
+    watcher = threading.Thread(target=follow, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        bar.close()
+
+
 def make_report(preset: str, data_root: str | Path | None = None,
                 output_dir: str | Path | None = None, overrides: dict | None = None) -> Path:
     """Check the configuration, run the four notebooks and export the report; return the
@@ -446,7 +484,8 @@ def make_report(preset: str, data_root: str | Path | None = None,
     for name in bar:
         bar.set_postfix_str(name)
         began = time.perf_counter()
-        executed.append(execute(name, parameters, config.output_dir))
+        with epoch_progress(config, name):
+            executed.append(execute(name, parameters, config.output_dir))
         tqdm.write(f"{name}: {time.perf_counter() - began:.0f} s")
     report = export_html(executed, config.output_dir, report_info(config))
     _, said = export_pdf(report)

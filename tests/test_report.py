@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -243,3 +244,19 @@ def test_the_kernel_start_warning_is_silenced(tmp_path: Path, capfd) -> None:
     papermill.execute_notebook(str(tmp_path / "n.ipynb"), str(tmp_path / "out.ipynb"),
                                progress_bar=False, extra_arguments=report.KERNEL_ARGUMENTS)
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_the_console_follows_a_training_notebooks_epochs(tmp_path: Path, capsys) -> None:
+    config = load_config("smoke", output_dir=tmp_path)  # 2 epochs
+    history = config.run_dir("frozen") / "history.csv"
+    history.parent.mkdir(parents=True)
+    with report.epoch_progress(config, "02_frozen_encoder", interval=0.05):
+        history.write_text("epoch\n1\n")
+        time.sleep(0.3)
+        history.write_text("epoch\n1\n2\n")
+        time.sleep(0.3)
+    console = capsys.readouterr().err
+    assert "frozen epochs" in console and "2/2" in console
+    with report.epoch_progress(config, "01_data_exploration"):
+        pass  # no training there: no bar
+    assert capsys.readouterr().err == ""
