@@ -36,7 +36,7 @@ from helpers.batches import TensorSet, normalise
 from helpers.data import SegmentationSet, isic2016_split, load_split
 from helpers.evaluate import predict
 from helpers.model import MobileNetV2UNet
-from helpers.paths import SYNTHETIC_ROOT, resolve_path
+from helpers.paths import SYNTHETIC_ROOT, public_path, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
 from helpers.train import (
     TrainConfig,
@@ -129,7 +129,7 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
     results: dict = {"device": "cpu", "threads": torch.get_num_threads(),
                      "torch": torch.__version__, "python": platform.python_version(),
                      "processor": platform.processor() or platform.machine(),
-                     "data_root": str(data_root), "images": n_images,
+                     "data_root": public_path(data_root), "images": n_images,
                      "batch_size": batch_size, "repeats": repeats, "rows": []}
     layout = isic2016_split(data_root, "train")
     for size in sizes:
