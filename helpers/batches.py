@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from helpers.data import SegmentationSet
@@ -81,3 +82,62 @@ def augment(images: Tensor, masks: Tensor, generator: torch.Generator,
         bias = colour_jitter * (2 * torch.rand(shape, generator=generator) - 1)
         images = images * gain.to(images.device) + bias.to(images.device)
     return images, masks
+
+
+#: Colour of the dermatoscope's dark ring in zoomed-out images (uint8 RGB).
+RING_COLOUR = (12, 10, 10)
+
+
+def zoom(images: Tensor, masks: Tensor, factors: Tensor, shifts: Tensor,
+         ring_radii: Tensor, ring_colour: Tensor) -> tuple[Tensor, Tensor]:
+    """Scale each image's content by ``factors`` (B,) about its centre shifted by ``shifts``
+    (B, 2; in [-1, 1] units), pairing image and mask.
+
+    A factor below 1 zooms *out*: the image shrinks onto a canvas filled with its own border
+    colour (the mean of its outermost pixels: skin), as a wider field of view would show. A
+    factor above 1 zooms in (a crop, no filling). Where ``ring_radii`` (B,) is finite, every
+    pixel farther than that from the centre (1 = half the width) becomes ``ring_colour``
+    (3,): the dark ring of a dermatoscope, where there is no lesion. Masks stay binary.
+    """
+    batch = len(images)
+    theta = torch.zeros(batch, 2, 3, device=images.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factors
+    theta[:, :, 2] = -shifts / factors[:, None]
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    border = torch.cat([images[..., :4, :].flatten(2), images[..., -4:, :].flatten(2),
+                        images[..., :, :4].flatten(2), images[..., :, -4:].flatten(2)], dim=2)
+    fill = border.mean(dim=2)[:, :, None, None]
+    images = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros",
+                           align_corners=False) + fill
+    masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros",
+                           align_corners=False) > 0.5).float()
+    height, width = images.shape[-2:]
+    y = torch.linspace(-1, 1, height, device=images.device)[:, None]
+    x = torch.linspace(-1, 1, width, device=images.device)[None, :]
+    outside = (x ** 2 + y ** 2).sqrt()[None, None] > ring_radii[:, None, None, None]
+    images = torch.where(outside, ring_colour.view(1, -1, 1, 1), images)
+    masks = masks.masked_fill(outside, 0.0)
+    return images.contiguous(memory_format=torch.channels_last), masks
+
+
+def scale_augment(images: Tensor, masks: Tensor, generator: torch.Generator,
+                  smallest: float = 0.5, largest: float = 1.3, ring_chance: float = 0.5
+                  ) -> tuple[Tensor, Tensor]:
+    """Random paired zoom for training on normalised batches (see :func:`zoom`).
+
+    Each image's scale is drawn uniformly from ``[smallest, largest]`` and its position
+    anywhere the content still covers (zoom-in) or fits in (zoom-out) the canvas; zoomed-out
+    images get the dermatoscope's dark ring with probability ``ring_chance``. The training
+    images are tight centre crops; this shows the model the wider views real images have.
+    """
+    batch = len(images)
+    factors = smallest + (largest - smallest) * torch.rand(batch, generator=generator)
+    room = (1 - factors).abs()[:, None]
+    shifts = room * (2 * torch.rand(batch, 2, generator=generator) - 1)
+    radii = 0.8 + 0.35 * torch.rand(batch, generator=generator)
+    ringed = (torch.rand(batch, generator=generator) < ring_chance) & (factors < 1)
+    radii = torch.where(ringed, radii, torch.full_like(radii, float("inf")))
+    dark = normalise(torch.tensor(RING_COLOUR, dtype=torch.uint8).view(1, 3, 1, 1))[0, :, 0, 0]
+    device = images.device
+    return zoom(images, masks, factors.to(device), shifts.to(device), radii.to(device),
+                dark.to(device))

@@ -43,7 +43,7 @@ VALIDATION_PRACTICES = ("holdout", "test")
 
 #: Keys of the top level of a preset (besides the ``train`` and model blocks).
 RUN_KEYS = ("title", "data_root", "image_size", "validation", "val_fraction", "max_images",
-            "seed", "device", "sample_ids", "n_random_samples")
+            "seed", "device", "sample_ids", "n_random_samples", "test_time_flips", "threshold")
 #: Keys a ``train`` or model block may set: TrainConfig's fields less those the run decides.
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("freeze_encoder", "seed", "device"))
@@ -75,6 +75,8 @@ class RunConfig:
     device: str
     sample_ids: tuple[str, ...]
     n_random_samples: int
+    test_time_flips: bool
+    threshold: float | str
     frozen: TrainConfig
     fine_tuned: TrainConfig
 
@@ -182,6 +184,15 @@ def _check_run_settings(values: dict, sources: dict[str, tuple[str, str]]) -> No
     if not isinstance(values["sample_ids"], list) or not all(
             isinstance(i, str) for i in values["sample_ids"]):
         refuse("sample_ids", "must be a list of image ids")
+    if not isinstance(values["test_time_flips"], bool):
+        refuse("test_time_flips", "must be true or false")
+    threshold = values["threshold"]
+    if threshold != "validation" and (isinstance(threshold, bool) or not isinstance(
+            threshold, int | float) or not 0 < threshold < 1):
+        refuse("threshold", "must be a number between 0 and 1, or \"validation\"")
+    if threshold == "validation" and values["validation"] != "holdout":
+        refuse("threshold", "can be chosen on validation images only with validation: holdout "
+               "(choosing it on the test set would flatter the test scores)")
     if not isinstance(values["title"], str) or not values["title"]:
         refuse("title", "must be a non-empty text")
 
@@ -230,5 +241,6 @@ def load_config(preset: str | Path = BASE_PRESET, *, data_root: str | Path | Non
         val_fraction=values["val_fraction"], max_images=values["max_images"],
         seed=values["seed"], device=values["device"], sample_ids=tuple(values["sample_ids"]),
         n_random_samples=values["n_random_samples"],
+        test_time_flips=values["test_time_flips"], threshold=values["threshold"],
         frozen=_train_config("frozen", values, sources),
         fine_tuned=_train_config("fine_tuned", values, sources))

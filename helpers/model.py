@@ -1,4 +1,6 @@
-"""The U-Net of report A: an ImageNet MobileNetV2 encoder and a transposed-convolution decoder.
+"""The U-Net of report A: an ImageNet MobileNetV2 encoder and a transposed-convolution decoder,
+plus two other decoders (``DECODERS``): the same U-Net with upsample + convolution blocks, and
+a reconstruction of report B's plain decoder.
 
 Shapes for a 128×128 input (any multiple of 32 works the same way)::
 
@@ -13,6 +15,18 @@ Shapes for a 128×128 input (any multiple of 32 works the same way)::
     14     160 @ 4                    2: 640 -> 160, k3 p1   -> 160 @ 4         stage 14  -> 320
     17     320 @ 4                    1: 1280 -> 320, k1     -> 320 @ 4         stage 17  -> 640
     18     1280 @ 4  (bottleneck)     head: 6 -> 1, k1, BatchNorm -> logits 1 @ 128
+
+``decoder="upsample"`` keeps every shape and skip of the table but replaces each k2 s2
+transposed convolution by a bilinear ×2 upsample followed by a 3×3 convolution (and the k1/k3
+transposed convolutions by ordinary convolutions of the same size). A k2 s2 transposed
+convolution paints each input pixel as its own 2×2 block with the same four weights, and
+after four of them the soft masks show a checkerboard; interpolation first gives smooth
+masks (Odena et al., "Deconvolution and checkerboard artifacts", Distill 2016).
+
+``decoder="report_b"`` is report B's model as its text describes it (README, "Report B's
+decoder"): the encoder without its top four stages (stages 0-14, 160 channels at 1/32 of the
+input), then five blocks of a 3×3 convolution + ReLU and a k2 s2 transposed convolution + ReLU,
+no skip connections, no BatchNorm, no dropout, and a 1×1 convolution to one grey channel.
 
 The model returns *logits*: the sigmoid lives in the loss (``BCEWithLogitsLoss``) and in
 prediction, which keeps mixed precision numerically safe.
@@ -44,22 +58,35 @@ DECODER_BLOCKS = (
 )
 
 
-class MobileNetV2Encoder(nn.Module):
-    """torchvision's MobileNetV2 ``features``; returns the skip outputs and the bottleneck."""
+#: The decoders :class:`MobileNetV2UNet` can be built with (a ``decoder`` setting).
+DECODERS = ("transposed", "upsample", "report_b")
+#: Report B "removes the top four layers": its encoder ends at stage 14 (160 channels, 1/32).
+REPORT_B_LAST_STAGE = 14
+#: Output channels of report B's five upsampling blocks (the report gives no numbers: each
+#: block halves the channels, from the encoder's 160 down to 10 at full resolution).
+REPORT_B_CHANNELS = (160, 80, 40, 20, 10)
 
-    def __init__(self, pretrained: bool = True) -> None:
+
+class MobileNetV2Encoder(nn.Module):
+    """torchvision's MobileNetV2 ``features`` up to ``last_stage``; returns the outputs of the
+    skip stages (see ``SKIP_STAGES``) it has, then the last stage's output."""
+
+    def __init__(self, pretrained: bool = True, last_stage: int = BOTTLENECK_STAGE) -> None:
         super().__init__()
         if pretrained:
             ensure_imagenet_weights()
-        self.features = mobilenet_v2(weights=WEIGHTS if pretrained else None).features
+        features = mobilenet_v2(weights=WEIGHTS if pretrained else None).features
+        self.features = features[:last_stage + 1]
+        self.last_stage = last_stage
 
     def forward(self, image: Tensor) -> list[Tensor]:
-        """Outputs of stages 0, 1, 3, 4, 7, 11, 14, 17 and 18, shallowest first."""
+        """Outputs of stages 0, 1, 3, 4, 7, 11, 14, 17 and 18 (those up to ``last_stage``),
+        shallowest first; the last one is always ``last_stage``'s."""
         outputs = []
         x = image
         for index, stage in enumerate(self.features):
             x = stage(x)
-            if index in SKIP_STAGES or index == BOTTLENECK_STAGE:
+            if index in SKIP_STAGES or index == self.last_stage:
                 outputs.append(x)
         return outputs
 
@@ -78,14 +105,26 @@ class FewChannelBatchNorm2d(nn.BatchNorm2d):
         return super().forward(x.contiguous()).contiguous(memory_format=layout)
 
 
+def resize_layers(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
+                  upsample: bool) -> list[nn.Module]:
+    """One decoder block's resizing layer: report A's transposed convolution, or with
+    ``upsample`` a bilinear ×2 upsample and a 3×3 convolution (same output shape)."""
+    if not upsample:
+        return [nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding)]
+    if stride == 2:
+        return [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_ch, out_ch, 3, padding=1)]
+    return [nn.Conv2d(in_ch, out_ch, kernel, padding=padding)]
+
+
 class UpBlock(nn.Sequential):
-    """Transposed convolution, BatchNorm, ReLU and channel dropout."""
+    """Transposed convolution (or upsample + convolution), BatchNorm, ReLU, channel dropout."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
-                 dropout: float) -> None:
+                 dropout: float, upsample: bool = False) -> None:
         norm = FewChannelBatchNorm2d if out_ch < 8 else nn.BatchNorm2d
         super().__init__(
-            nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=stride, padding=padding),
+            *resize_layers(in_ch, out_ch, kernel, stride, padding, upsample),
             norm(out_ch),
             nn.ReLU(inplace=True),
             nn.Dropout2d(dropout),
@@ -95,9 +134,10 @@ class UpBlock(nn.Sequential):
 class UNetDecoder(nn.Module):
     """Nine up-blocks, each followed by concatenation with the matching skip, then a 1×1 head."""
 
-    def __init__(self, dropout: float = 0.4) -> None:
+    def __init__(self, dropout: float = 0.4, upsample: bool = False) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(UpBlock(*spec, dropout=dropout) for spec in DECODER_BLOCKS)
+        self.blocks = nn.ModuleList(UpBlock(*spec, dropout=dropout, upsample=upsample)
+                                    for spec in DECODER_BLOCKS)
         self.head = nn.Sequential(nn.ConvTranspose2d(6, 1, 1), nn.BatchNorm2d(1))
 
     def forward(self, features: list[Tensor], image: Tensor) -> Tensor:
@@ -109,18 +149,47 @@ class UNetDecoder(nn.Module):
         return self.head(x)
 
 
+class ReportBDecoder(nn.Module):
+    """Report B's decoder: five (3×3 convolution, ReLU, k2 s2 transposed convolution, ReLU)
+    blocks from the truncated encoder's 1/32 features to full size, then a 1×1 convolution to
+    one channel. No skips: it sees only the deepest features."""
+
+    def __init__(self, in_channels: int = 160, channels: tuple[int, ...] = REPORT_B_CHANNELS
+                 ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for out_ch in channels:
+            layers += [nn.Conv2d(in_channels, out_ch, 3, padding=1), nn.ReLU(inplace=True),
+                       nn.ConvTranspose2d(out_ch, out_ch, 2, stride=2), nn.ReLU(inplace=True)]
+            in_channels = out_ch
+        self.blocks = nn.Sequential(*layers)
+        self.head = nn.Conv2d(in_channels, 1, 1)
+
+    def forward(self, features: list[Tensor], image: Tensor) -> Tensor:
+        """Uses the deepest of ``features`` only; ``image`` is accepted for symmetry."""
+        return self.head(self.blocks(features[-1]))
+
+
 class MobileNetV2UNet(nn.Module):
     """U-Net with a MobileNetV2 encoder; ``freeze_encoder`` gives report A's model 1.
 
-    A frozen encoder is *really* frozen: no gradients, and it stays in eval mode even when
-    the model is put in training mode, so its BatchNorm running statistics do not drift.
+    ``decoder`` is one of ``DECODERS`` (module docstring). A frozen encoder is *really*
+    frozen: no gradients, and it stays in eval mode even when the model is put in training
+    mode, so its BatchNorm running statistics do not drift.
     """
 
     def __init__(self, pretrained: bool = True, freeze_encoder: bool = False,
-                 dropout: float = 0.4) -> None:
+                 dropout: float = 0.4, decoder: str = "transposed") -> None:
         super().__init__()
-        self.encoder = MobileNetV2Encoder(pretrained=pretrained)
-        self.decoder = UNetDecoder(dropout=dropout)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+        if decoder == "report_b":
+            self.encoder = MobileNetV2Encoder(pretrained, last_stage=REPORT_B_LAST_STAGE)
+            self.decoder: nn.Module = ReportBDecoder()
+        else:
+            self.encoder = MobileNetV2Encoder(pretrained)
+            self.decoder = UNetDecoder(dropout=dropout, upsample=decoder == "upsample")
+        self.decoder_kind = decoder
         self.pretrained = pretrained
         self.encoder_frozen = False
         if freeze_encoder:

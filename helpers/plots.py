@@ -155,3 +155,25 @@ def mask_explorer(data: SegmentationSet, probs: dict[str, np.ndarray]) -> object
         show, sample_id=widgets.Dropdown(options=data.ids, description="image"),
         threshold=widgets.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05,
                                       description="threshold"))
+
+
+def worst_gallery(data: SegmentationSet, probs: np.ndarray, per_image: pd.DataFrame,
+                  title: str, count: int = 10, threshold: float = 0.5) -> Figure:
+    """The ``count`` images with the lowest official Jaccard: each image with the true
+    outline (yellow) and the predicted one (cyan), titled with its id and Jaccard."""
+    worst = per_image.sort_values("jaccard").index[:count]
+    columns = 5
+    rows = max(1, -(-len(worst) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        _off(ax)
+    for ax, sample_id in zip(axes.flat, worst, strict=False):
+        index = data.index_of(sample_id)
+        ax.imshow(data.images[index])
+        ax.contour(data.masks[index], levels=[0.5], colors="yellow", linewidths=1.2)
+        if (probs[index] > threshold).any():
+            ax.contour(probs[index], levels=[threshold], colors="cyan", linewidths=1.2)
+        _off(ax, f"{sample_id}\nJaccard {per_image.loc[sample_id, 'jaccard']:.3f}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

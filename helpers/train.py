@@ -31,11 +31,11 @@ from tqdm.auto import tqdm
 
 from helpers import runs
 from helpers.atomic import atomic_path, write_text
-from helpers.batches import TensorSet, augment, batch_indices
+from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.data import SegmentationSet
 from helpers.device import autocast, resolve_device
 from helpers.metrics import per_image_scores
-from helpers.model import MobileNetV2UNet
+from helpers.model import DECODERS, MobileNetV2UNet
 from helpers.paths import public_path
 from helpers.runs import RunFolderError
 
@@ -44,6 +44,7 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "va
 
 
 LOSSES = ("bce", "bce_dice")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ class TrainConfig:
     encoder_lr: float = 0.0
     loss: str = "bce"  # "bce" or "bce_dice"
     seed: int = 0
-    augment: bool = False
+    augment: bool = False  # paired flips and 90-degree turns, mild colour jitter
+    scale_augment: bool = False  # paired zoom-out (skin margin, dermatoscope ring) and zoom-in
+    schedule: str = "constant"  # "constant", or "cosine" (from the set rates down to 0)
+    decoder: str = "transposed"  # "transposed" (report A), "upsample", "report_b"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     channels_last: bool = True
     amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
@@ -83,9 +87,11 @@ class TrainConfig:
             raise InvalidSetting("encoder_lr", "must be 0 when the encoder is frozen")
         if not self.freeze_encoder and not self.encoder_lr:
             raise InvalidSetting("encoder_lr", "must be > 0 when the encoder is fine-tuned")
-        if self.loss not in LOSSES:
-            raise InvalidSetting("loss", f"must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        for name in ("freeze_encoder", "augment", "channels_last", "amp",
+        for name, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("decoder", DECODERS)):
+            if getattr(self, name) not in allowed:
+                raise InvalidSetting(name, f"must be one of {', '.join(allowed)}, "
+                                           f"not {getattr(self, name)!r}")
+        for name in ("freeze_encoder", "augment", "scale_augment", "channels_last", "amp",
                      "cache_encoder_features"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidSetting(name, f"must be true or false, not {getattr(self, name)!r}")
@@ -112,7 +118,8 @@ class InvalidSetting(ValueError):
 def build_model(config: TrainConfig, pretrained: bool = True) -> MobileNetV2UNet:
     """A seeded U-Net (same seed, same decoder initialisation) set up for ``config``."""
     torch.manual_seed(config.seed)
-    model = MobileNetV2UNet(pretrained=pretrained, freeze_encoder=config.freeze_encoder)
+    model = MobileNetV2UNet(pretrained=pretrained, freeze_encoder=config.freeze_encoder,
+                            decoder=config.decoder)
     model = model.to(config.resolved_device())
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -127,6 +134,25 @@ def make_optimizer(model: MobileNetV2UNet, config: TrainConfig) -> torch.optim.A
         groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr,
                        "name": "encoder"})
     return torch.optim.Adam(groups)
+
+
+def learning_rate_factor(config: TrainConfig, epoch: int) -> float:
+    """The share of the set learning rates used in ``epoch`` (1-based): 1 for ``constant``;
+    for ``cosine`` half a cosine from 1 in the first epoch towards 0 after the last. A pure
+    function of the epoch, so a resumed run gets the same rates as an unbroken one."""
+    if config.schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
+
+
+def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int
+                       ) -> dict[str, float]:
+    """Set each parameter group's rate for ``epoch``; return them by group name."""
+    factor = learning_rate_factor(config, epoch)
+    base = {"decoder": config.decoder_lr, "encoder": config.encoder_lr}
+    for group in optimizer.param_groups:
+        group["lr"] = base[group["name"]] * factor
+    return {group["name"]: group["lr"] for group in optimizer.param_groups}
 
 
 def segmentation_loss(logits: Tensor, masks: Tensor, kind: str = "bce") -> Tensor:
@@ -199,6 +225,8 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
     for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
                                         leave=False), start=1):
         images, masks = data.batch(index, device, config.channels_last)
+        if config.scale_augment:
+            images, masks = scale_augment(images, masks, shuffle)
         if config.augment:
             images, masks = augment(images, masks, shuffle)
         with autocast(device, config.amp):
@@ -272,6 +300,10 @@ def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "la
 
 def _check_settings(config: TrainConfig, run_dir: Path, compare_epochs: bool) -> None:
     saved = runs.read_json(run_dir / runs.CONFIG)
+    # A setting added after the run was made has its default value there.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
+    saved = {**defaults, **saved}
     changed = sorted(k for k, v in dataclasses.asdict(config).items()
                      if (compare_epochs or k != "epochs") and saved.get(k) != v)
     if changed:
@@ -380,16 +412,16 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
     if (model.encoder_frozen and config.cache_encoder_features and not config.augment
-            and start <= config.epochs):
+            and not config.scale_augment and start <= config.epochs):
         train_features = encoder_features(model, train_set, config)
         val_features = encoder_features(model, val_set, config)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
-    lrs = {g.get("name"): g["lr"] for g in optimizer.param_groups}
     epochs = tqdm(range(start, config.epochs + 1), desc="Training", disable=not progress,
                   initial=start - 1, total=config.epochs)
     for epoch in epochs:
         began = time.perf_counter()
+        lrs = set_learning_rates(optimizer, config, epoch)
         train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
                                      scaler, progress=False)
         scores = validate(model, val_set, config, val_features)
