@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.batches import IMAGENET_MEAN, IMAGENET_STD, TensorSet, augment, batch_indices
+from helpers.batches import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TensorSet,
+    augment,
+    batch_indices,
+    scale_augment,
+    zoom,
+)
 from helpers.data import load_isic2016
 
 
@@ -41,3 +49,38 @@ def test_augmentation_keeps_pairs_aligned_and_masks_binary(tensors: TensorSet) -
     assert torch.equal(aug_images[:, 0], aug_masks[:, 0] * 5)
     assert set(aug_masks.unique().tolist()) <= {0.0, 1.0}
     assert aug_images.shape == images.shape
+
+
+def _lesion_batch(n: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.full((n, 3, size, size), 0.8)  # bright "skin"
+    masks = torch.zeros(n, 1, size, size)
+    masks[..., size // 4:3 * size // 4, size // 4:3 * size // 4] = 1
+    images = torch.where(masks.bool(), torch.tensor(-1.0), images)  # dark lesion
+    return images, masks
+
+
+def test_scale_augment_keeps_masks_binary_and_paired_with_the_lesion() -> None:
+    images, masks = _lesion_batch(8)
+    out_images, out_masks = scale_augment(images, masks, torch.Generator().manual_seed(1))
+    assert set(out_masks.unique().tolist()) <= {0.0, 1.0}
+    lesion = out_images[:, :1][out_masks.bool()]
+    assert (lesion < 0).float().mean() > 0.95  # where the mask says lesion, the image is dark
+    assert out_images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_scale_augment_is_deterministic_for_a_seed() -> None:
+    images, masks = _lesion_batch()
+    first = scale_augment(images, masks, torch.Generator().manual_seed(5))
+    second = scale_augment(images, masks, torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_zoom_out_fills_with_the_border_colour_and_draws_the_dark_ring() -> None:
+    images, masks = _lesion_batch(1)
+    ring = torch.tensor([-2.0, -2.0, -2.0])
+    out, out_masks = zoom(images, masks, torch.tensor([0.5]), torch.zeros(1, 2),
+                          torch.tensor([1.0]), ring)
+    assert out_masks.sum().item() == pytest.approx(masks.sum().item() / 4, rel=0.15)  # half width
+    assert torch.allclose(out[0, :, 0, 0], ring)  # a corner: outside the inscribed circle
+    assert torch.allclose(out[0, :, 32, 3], torch.full((3,), 0.8))  # edge, inside: skin
+    assert out_masks[0, 0, 0, 0] == 0

@@ -3,18 +3,27 @@ and loader, and the paired comparison of two models."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from helpers.data import isic2016_split, load_split
-from helpers.evaluate import official_isic_scores, paired_comparison, predict, upsample
+from helpers.data import isic2016_split, load_isic2016, load_split
+from helpers.evaluate import (
+    choose_threshold,
+    main,
+    official_isic_scores,
+    paired_comparison,
+    predict,
+    upsample,
+)
 from helpers.metrics import score_table
-from helpers.train import TrainConfig, build_model
+from helpers.train import TrainConfig, build_model, fit
 
 
 def test_paired_comparison_on_known_differences() -> None:
@@ -83,3 +92,53 @@ def test_predict_gives_one_probability_map_per_image(synthetic_root: Path) -> No
     probs = predict(build_model(config, pretrained=False), data, config)
     assert probs.shape == (8, 64, 64) and probs.dtype == np.float32
     assert ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_test_time_flips_average_the_four_flipped_predictions(synthetic_root: Path) -> None:
+    data = load_split(isic2016_split(synthetic_root, "test"), 64)
+    config = TrainConfig(epochs=1, batch_size=4, freeze_encoder=True, decoder_lr=1e-2)
+    model = build_model(config, pretrained=False)
+    plain = predict(model, data, config)
+    flipped = predict(model, data, config, flips=True)
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2)
+    manual = []
+    for dims in ((), (-1,), (-2,), (-2, -1)):
+        moved = images.flip(dims) if dims else images
+        flipped_data = dataclasses.replace(
+            data, images=np.ascontiguousarray(moved.permute(0, 2, 3, 1).numpy()))
+        probs = torch.from_numpy(predict(model, flipped_data, config))
+        manual.append(probs.flip(dims) if dims else probs)  # (N, H, W): same last two axes
+    np.testing.assert_allclose(flipped, torch.stack(manual).mean(0).numpy(), atol=1e-5)
+    assert not np.allclose(plain, flipped)
+
+
+def test_threshold_is_chosen_where_validation_jaccard_is_highest() -> None:
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[:, 2:6, 2:6] = 1
+    probs = np.where(masks == 1, 0.35, 0.1).astype(np.float32)  # lesion scored only 0.35
+    threshold, table = choose_threshold(probs, masks)
+    assert threshold < 0.35 and table[threshold] == 1.0
+    assert table[0.5] == 0.0  # at 0.5 nothing is found
+
+
+def test_evaluate_command_scores_a_folder_and_names_a_missing_mask(
+        synthetic_root: Path, tmp_path: Path, capsys) -> None:
+    splits = load_isic2016(synthetic_root, size=64, val_fraction=0.25)
+    config = TrainConfig(epochs=1, batch_size=6, freeze_encoder=True, decoder_lr=1e-2)
+    fit(build_model(config), splits.train, splits.val, config, tmp_path / "run", progress=False)
+    layout = isic2016_split(synthetic_root, "test")
+    assert main(["--run", str(tmp_path / "run"), "--images", str(layout.images_dir),
+                 "--masks", str(layout.masks_dir), "--out", str(tmp_path / "scores")]) == 0
+    per_image = pd.read_csv(tmp_path / "scores" / "per_image.csv", index_col="id")
+    assert len(per_image) == 8 and per_image["jaccard"].is_monotonic_increasing  # worst first
+    summary = pd.read_csv(tmp_path / "scores" / "summary.csv", index_col=0)["value"]
+    assert summary["jaccard"] == pytest.approx(per_image["jaccard"].mean())
+    assert "jaccard" in capsys.readouterr().out
+
+    masks = tmp_path / "masks"
+    shutil.copytree(layout.masks_dir, masks)
+    missing = sorted(masks.iterdir())[0]
+    missing.unlink()
+    assert main(["--run", str(tmp_path / "run"), "--images", str(layout.images_dir),
+                 "--masks", str(masks)]) == 1
+    assert missing.name.removesuffix("_Segmentation.png") in capsys.readouterr().err

@@ -93,3 +93,42 @@ def test_few_channel_batchnorm_matches_batchnorm_in_either_layout() -> None:
         assert torch.allclose(y, plain(x), atol=1e-6)
         assert y.is_contiguous(memory_format=layout)
     assert torch.allclose(few.running_mean, plain.running_mean)
+
+
+@pytest.mark.parametrize("decoder", ["transposed", "upsample", "report_b"])
+def test_every_decoder_gives_full_size_logits(decoder: str) -> None:
+    model = MobileNetV2UNet(pretrained=False, decoder=decoder).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 96, 64)).shape == (2, 1, 96, 64)
+
+
+def test_upsample_decoder_has_no_transposed_convolution_but_the_same_skips() -> None:
+    model = MobileNetV2UNet(pretrained=False, decoder="upsample")
+    layers = list(model.decoder.blocks.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in layers)
+    assert sum(isinstance(m, torch.nn.Upsample) for m in layers) == 5  # the five stride-2 blocks
+    assert len(model.encoder(torch.randn(1, 3, 64, 64))) == 9  # 8 skips and the bottleneck
+
+
+def test_report_b_model_drops_the_top_four_encoder_stages_and_uses_no_skips() -> None:
+    model = MobileNetV2UNet(pretrained=False, decoder="report_b")
+    assert len(model.encoder.features) == 15  # stages 0-14 of MobileNetV2's 19
+    features = model.encoder(torch.randn(1, 3, 64, 64))
+    assert features[-1].shape == (1, 160, 2, 2)  # 1/32 of the input
+    assert not any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.Dropout2d)
+                   for m in model.decoder.modules())
+    with torch.no_grad():  # the decoder sees the deepest features only
+        deepest_only = model.decoder([features[-1]], torch.zeros(1, 3, 64, 64))
+        assert torch.equal(deepest_only, model.decoder(features, torch.zeros(1, 3, 64, 64)))
+
+
+def test_report_b_encoder_keeps_the_imagenet_weights_of_its_stages() -> None:
+    full = MobileNetV2UNet(pretrained=True).encoder.features.state_dict()
+    truncated = MobileNetV2UNet(pretrained=True, decoder="report_b").encoder.features
+    for key, value in truncated.state_dict().items():
+        assert torch.equal(value, full[key]), key
+
+
+def test_unknown_decoder_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        MobileNetV2UNet(pretrained=False, decoder="deconv")

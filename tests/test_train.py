@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +151,43 @@ def test_a_last_batch_of_one_image_trains(synthetic_root: Path, tmp_path: Path) 
     ({"encoder_lr": 1e-4}, "encoder_lr must be 0 when the encoder is frozen"),
     ({"loss": "dice"}, "loss must be one of bce, bce_dice, not 'dice'"),
     ({"device": "gpu"}, "device is not one of auto, cpu, cuda, cuda:N, mps"),
+    ({"decoder": "unet"}, "decoder must be one of transposed, upsample, report_b"),
+    ({"schedule": "onecycle"}, "schedule must be one of constant, cosine"),
 ])
 def test_invalid_settings_are_refused_before_any_work(settings: dict, message: str) -> None:
     values = {"epochs": 1, "batch_size": 2, "freeze_encoder": True, "decoder_lr": 1e-2,
               **settings}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**values)
+
+
+def test_cosine_schedule_decays_from_the_set_rates_and_resumes_identically(splits, tmp_path
+                                                                            ) -> None:
+    straight = run(splits, tmp_path / "straight", epochs=4, schedule="cosine")
+    assert straight["lr_decoder"].tolist() == pytest.approx([1e-3, 1e-3 * (1 + 0.5 ** 0.5) / 2,
+                                                             5e-4, 1e-3 * (1 - 0.5 ** 0.5) / 2])
+    assert (straight["lr_encoder"] / straight["lr_decoder"]).tolist() == pytest.approx([0.1] * 4)
+    run(splits, tmp_path / "resumed", epochs=4, schedule="cosine")  # a finished run: kept
+    run(splits, tmp_path / "broken", epochs=2, schedule="cosine")
+    resumed = run(splits, tmp_path / "broken", epochs=4, resume=True, schedule="cosine")
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed[columns], straight[columns])
+
+
+@pytest.mark.parametrize("decoder", ["upsample", "report_b"])
+def test_other_decoders_train_with_zoom_augmentation(splits, tmp_path: Path, decoder: str
+                                                     ) -> None:
+    history = run(splits, tmp_path, epochs=1, decoder=decoder, scale_augment=True,
+                  augment=True)
+    assert np.isfinite(history[["train_loss", "val_loss"]]).all().all()
+
+
+def test_a_run_made_before_a_setting_existed_still_resumes(splits, tmp_path: Path) -> None:
+    run(splits, tmp_path, epochs=1)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    for newer in ("decoder", "schedule", "scale_augment"):
+        del saved[newer]  # as an older kit wrote it
+    config_file.write_text(json.dumps(saved))
+    history = run(splits, tmp_path, epochs=2, resume=True)
+    assert list(history["epoch"]) == [1, 2]
