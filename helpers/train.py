@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +30,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from helpers import runs
+from helpers import distributed, runs
 from helpers.atomic import atomic_path, write_text
 from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.data import SegmentationSet
 from helpers.device import autocast, resolve_device
+from helpers.distributed import SINGLE, Rank, from_main
 from helpers.metrics import per_image_scores
 from helpers.model import DECODERS, MobileNetV2UNet
 from helpers.paths import public_path
@@ -184,11 +186,13 @@ def encoder_features(model: MobileNetV2UNet, data: TensorSet, config: TrainConfi
 
 
 def _logits(model: MobileNetV2UNet, images: Tensor, index: Tensor,
-            features: list[Tensor] | None) -> Tensor:
+            features: list[Tensor] | None, wrapped: nn.Module | None = None) -> Tensor:
+    """The model's logits; from cached encoder ``features`` when given. ``wrapped`` is the
+    DistributedDataParallel wrapper of the part that learns (model or decoder), if any."""
     if features is None:
-        return model(images)
+        return (wrapped or model)(images)
     index = index.to(features[0].device)
-    return model.decoder([f[index] for f in features], images)
+    return (wrapped or model.decoder)([f[index] for f in features], images)
 
 
 @torch.no_grad()
@@ -213,7 +217,10 @@ def validate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
 
 def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.optim.Optimizer,
                  config: TrainConfig, epoch: int, features: list[Tensor] | None,
-                 scaler: torch.amp.GradScaler, progress: bool) -> float:
+                 scaler: torch.amp.GradScaler, progress: bool, rank: Rank = SINGLE,
+                 wrapped: nn.Module | None = None) -> float:
+    """One pass over ``data``; the mean training loss. Under torchrun (``rank``) every
+    process draws the same batches and augmentations and trains on its share of each."""
     device = config.resolved_device()
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same seed, same history
     shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -225,14 +232,21 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
     for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
                                         leave=False), start=1):
         images, masks = data.batch(index, device, config.channels_last)
+        size = len(index)
         if config.scale_augment:
             images, masks = scale_augment(images, masks, shuffle)
         if config.augment:
             images, masks = augment(images, masks, shuffle)
+        if rank.parallel:  # this process's share of the global batch
+            share = slice(rank.index, None, rank.size)
+            images, masks, index = images[share], masks[share], index[share]
         with autocast(device, config.amp):
-            logits = _logits(model, images, index, features)
+            logits = _logits(model, images, index, features, wrapped)
             loss = segmentation_loss(logits, masks, config.loss)
         value = loss.item()
+        if rank.parallel:  # every process stops together, or none
+            value, count = distributed.total(rank, value * len(index), len(index))
+            value /= count
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"Epoch {epoch}, batch {number} of {len(batches)}: the training loss is "
@@ -243,8 +257,8 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += value * len(index)
-        seen += len(index)
+        total += value * size
+        seen += size
     return total / seen
 
 
@@ -352,15 +366,27 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     anything is saved, so the checkpoints keep the last good epoch.
 
     ``progress`` shows one bar over the epochs (one bar, so notebooks stay small).
+
+    Started by ``torchrun`` (see :mod:`helpers.distributed`), the same call trains on every
+    process with the same global batch; the main process alone validates and writes.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rank = distributed.start(config.resolved_device())
     fingerprint = runs.data_fingerprint(train, val, model.pretrained,
                                         _common_folder(train.image_paths))
-    with runs.locked(out_dir):
-        if fresh:
-            runs.clear(out_dir)
-        history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress)
+    with ExitStack() as stack:
+        problem = None
+        if rank.is_main:  # the main process owns the folder: lock, and clear on request
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(runs.locked(out_dir))
+                if fresh:
+                    runs.clear(out_dir)
+            except (OSError, RunFolderError) as error:
+                problem = error
+        distributed.raise_everywhere(rank, problem)
+        history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress,
+                              rank)
     return history
 
 
@@ -394,7 +420,7 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
 
 def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                 config: TrainConfig, out_dir: Path, resume: bool, fingerprint: dict,
-                progress: bool) -> pd.DataFrame:
+                progress: bool, rank: Rank = SINGLE) -> pd.DataFrame:
     history_path, last_path = out_dir / runs.HISTORY, out_dir / runs.LAST
     device = config.resolved_device()
     optimizer = make_optimizer(model, config)
@@ -405,9 +431,11 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
             raise FileExistsError(f"{out_dir} already holds a run (last.pt). Pass resume=True "
                                   "to continue it, or choose another output folder.")
         start, best_dice, rows = _resume_state(model, optimizer, config, out_dir, fingerprint)
-    write_text(out_dir / runs.CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
-    write_text(out_dir / runs.DATA, json.dumps(fingerprint, indent=2))
-    write_text(history_path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
+    distributed.barrier(rank)  # every process has read the folder before the main one writes
+    if rank.is_main:
+        write_text(out_dir / runs.CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
+        write_text(out_dir / runs.DATA, json.dumps(fingerprint, indent=2))
+        write_text(history_path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
 
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
@@ -415,16 +443,22 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
             and not config.scale_augment and start <= config.epochs):
         train_features = encoder_features(model, train_set, config)
         val_features = encoder_features(model, val_set, config)
+    wrapped = None
+    if rank.parallel and start <= config.epochs:  # averages the gradients of the processes
+        learner = model.decoder if train_features is not None else model
+        wrapped = nn.parallel.DistributedDataParallel(learner)
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
-    epochs = tqdm(range(start, config.epochs + 1), desc="Training", disable=not progress,
-                  initial=start - 1, total=config.epochs)
+    epochs = tqdm(range(start, config.epochs + 1), desc="Training",
+                  disable=not progress or not rank.is_main, initial=start - 1,
+                  total=config.epochs)
     for epoch in epochs:
         began = time.perf_counter()
         lrs = set_learning_rates(optimizer, config, epoch)
         train_loss = train_one_epoch(model, train_set, optimizer, config, epoch, train_features,
-                                     scaler, progress=False)
-        scores = validate(model, val_set, config, val_features)
+                                     scaler, progress=False, rank=rank, wrapped=wrapped)
+        scores = from_main(rank, validate(model, val_set, config, val_features)
+                           if rank.is_main else None)
         if not math.isfinite(scores["loss"]):
             raise NonFiniteLossError(
                 f"Epoch {epoch}: the validation loss is {scores['loss']} (the weights are no "
@@ -436,13 +470,17 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
                "lr_encoder": lrs.get("encoder", 0.0), "lr_decoder": lrs["decoder"],
                "seconds": time.perf_counter() - began}
         rows.append(row)
-        # History first, last.pt last: after a crash in between, resume re-runs the epoch.
-        write_text(history_path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
-        if scores["dice"] > best_dice:
-            best_dice = scores["dice"]
-            _save_atomic({"model": model.state_dict(), "epoch": epoch, "val_dice": best_dice},
-                         out_dir / runs.BEST)
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "epoch": epoch, "best_dice": best_dice, "history": rows}, last_path)
+        improved = scores["dice"] > best_dice
+        best_dice = max(best_dice, scores["dice"])
+        if rank.is_main:
+            # History first, last.pt last: after a crash in between, resume re-runs the epoch.
+            write_text(history_path,
+                       pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
+            if improved:
+                _save_atomic({"model": model.state_dict(), "epoch": epoch,
+                              "val_dice": best_dice}, out_dir / runs.BEST)
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "epoch": epoch, "best_dice": best_dice, "history": rows}, last_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
+    distributed.barrier(rank)  # the files are complete before any process goes on
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

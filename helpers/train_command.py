@@ -1,0 +1,50 @@
+"""Train one model of a preset from the command line, on one process or many.
+
+    python -m helpers.train_command --preset best --model fine_tuned
+    torchrun --nproc_per_node 2 -m helpers.train_command --preset best --model fine_tuned
+
+The model is trained exactly as notebook 02 or 03 trains it (same settings, same data, same
+run folder ``<output>/runs/<model>``), and a stopped run resumes where it stopped. Under
+``torchrun`` each process trains on its share of every batch (:mod:`helpers.distributed`);
+the notebooks then find the finished run and go straight on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from helpers.config import MODEL_NAMES, ConfigError, load_config
+from helpers.data import DatasetError, load_splits
+from helpers.runs import RunFolderError
+from helpers.train import NonFiniteLossError, build_model, fit
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="report_a")
+    parser.add_argument("--model", choices=MODEL_NAMES, required=True)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--output-dir", default=None, help="default: reports/<preset>")
+    parser.add_argument("--overrides", default=None, type=json.loads,
+                        help='settings to change as JSON, e.g. \'{"train": {"epochs": 5}}\'')
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.preset, data_root=args.data_root,
+                             output_dir=args.output_dir, overrides=args.overrides)
+        splits = load_splits(config, progress=False)
+        settings = config.model(args.model)
+        history = fit(build_model(settings), splits.train, splits.val, settings,
+                      config.run_dir(args.model), resume=True)
+    except (ConfigError, DatasetError, RunFolderError, NonFiniteLossError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    last = history.iloc[-1]
+    print(f"{args.model}: {int(last['epoch'])} epochs, training loss {last['train_loss']:.4f}, "
+          f"validation Dice {last['val_dice']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
