@@ -12,6 +12,11 @@ Measured on the same images and machine, for frozen and fine-tuned training at e
 * ``smp``: ``segmentation_models_pytorch.Unet("mobilenet_v2")`` in that same plain loop, the
   model a user would pick instead.
 
+With ``--seed-a``, also seed A's own loop (:mod:`seed_a`, as report A's author wrote it)
+against the kit on the whole training and test sets at 128², batch 45: per-epoch ratios
+(training plus the per-epoch evaluation on the test set, as report A monitors it), the set-up
+(decoding both splits) and the whole report-A run (set-up + 50 epochs of each model).
+
 Also: the data path's share (one kit epoch's wall time over the pure model compute on
 ready-made batches), evaluation images/s, cache build and reload time, peak memory.
 """
@@ -45,6 +50,7 @@ from helpers.train import (
     make_optimizer,
     segmentation_loss,
     train_one_epoch,
+    validate,
 )
 
 
@@ -120,6 +126,56 @@ def kit_loop(data: SegmentationSet, config: TrainConfig) -> tuple[Callable[[], N
             optimizer.step()
     extra["compute"] = compute
     return epoch, extra
+
+
+def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int = 128,
+                  epochs: int = 50) -> dict:
+    """The kit against seed A's loop on the whole data set (see the module docstring)."""
+    from seed_a import seed_a_data, seed_a_epoch
+
+    began = time.perf_counter()
+    theirs = seed_a_data(data_root, size)
+    seed_setup = time.perf_counter() - began
+    with tempfile.TemporaryDirectory() as cache:
+        began = time.perf_counter()
+        train = TensorSet(load_split(isic2016_split(data_root, "train"), size, cache, False))
+        test = TensorSet(load_split(isic2016_split(data_root, "test"), size, cache, False))
+        kit_setup = time.perf_counter() - began
+    section: dict = {"images": {"train": len(train), "test": len(test)}, "size": size,
+                     "batch_size": batch_size, "epochs": epochs,
+                     "setup_s": {"seed_a": seed_setup, "kit": kit_setup}, "rows": []}
+    whole = {"seed_a": seed_setup, "kit": kit_setup}
+    for mode in ("frozen", "fine-tuned"):
+        frozen = mode == "frozen"
+        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
+                             device="cpu")
+        model = build_model(config)
+        optimizer = make_optimizer(model, config)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        began = time.perf_counter()
+        features = encoder_features(model, train, config) if frozen else None
+        test_features = encoder_features(model, test, config) if frozen else None
+        once = time.perf_counter() - began
+
+        def kit_epoch(model=model, optimizer=optimizer, config=config, features=features,
+                      test_features=test_features, scaler=scaler) -> None:
+            train_one_epoch(model, train, optimizer, config, 1, features, scaler, False)
+            validate(model, test, config, test_features)
+
+        seconds = _interleaved(repeats, {
+            "kit": kit_epoch,
+            "seed_a": seed_a_epoch(theirs["train"], theirs["test"], frozen, batch_size)})
+        row = {"mode": mode, "kit_epoch_s": seconds["kit"], "seed_a_epoch_s": seconds["seed_a"],
+               "kit_vs_seed_a": seconds["seed_a"] / seconds["kit"], "features_once_s": once}
+        section["rows"].append(row)
+        print(f"seed A {mode:<10} epoch {seconds['seed_a']:6.2f} s | kit {seconds['kit']:6.2f} s"
+              f" | {row['kit_vs_seed_a']:.2f}x", flush=True)
+        whole["seed_a"] += epochs * seconds["seed_a"]
+        whole["kit"] += once + epochs * seconds["kit"]
+    section["whole_run_s"] = whole
+    section["whole_run_kit_vs_seed_a"] = whole["seed_a"] / whole["kit"]
+    return section
 
 
 def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: int,
@@ -200,11 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=45)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--seed-a", action="store_true",
+                        help="also seed A's own loop on the whole data set (minutes)")
     args = parser.parse_args(argv)
     root = resolve_path(args.data_root) if args.data_root else \
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
     results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
                         args.repeats, args.batch_size)
+    if args.seed_a:
+        results["seed_a"] = versus_seed_a(root, args.repeats, args.batch_size)
+        whole = results["seed_a"]["whole_run_s"]
+        print(f"whole report-A run (set-up + 2 x {results['seed_a']['epochs']} epochs): seed A "
+              f"{whole['seed_a']:.0f} s, kit {whole['kit']:.0f} s, "
+              f"{results['seed_a']['whole_run_kit_vs_seed_a']:.2f}x")
     print("\nsize mode       kit img/s  reference  smp   kit/ref  kit/smp  epoch/compute")
     for row in results["rows"]:
         print(f"{row['size']:>4} {row['mode']:<10} {row['kit_img_s']:9.1f} "
@@ -212,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key != "rows":
+        if key not in ("rows", "seed_a"):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     text = json.dumps(results, indent=2)
     if args.json:
