@@ -17,6 +17,11 @@ against the kit on the whole training and test sets at 128², batch 45: per-epoc
 (training plus the per-epoch evaluation on the test set, as report A monitors it), the set-up
 (decoding both splits) and the whole report-A run (set-up + 50 epochs of each model).
 
+With ``--limits``, how far each is from the machine's limit: the FLOPs of one training step
+(``torch.utils.flop_counter``), the machine's fp32 matmul rate measured in the same run, each
+contender's achieved rate as a fraction of it, and a ``torch.profiler`` table of where a
+fine-tuned step spends its time.
+
 Also: the data path's share (one kit epoch's wall time over the pure model compute on
 ready-made batches), evaluation images/s, cache build and reload time, peak memory.
 """
@@ -24,6 +29,7 @@ ready-made batches), evaluation images/s, cache build and reload time, peak memo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -34,7 +40,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from helpers.atomic import write_text
 from helpers.batches import TensorSet, normalise
@@ -126,6 +134,79 @@ def kit_loop(data: SegmentationSet, config: TrainConfig) -> tuple[Callable[[], N
             optimizer.step()
     extra["compute"] = compute
     return epoch, extra
+
+
+def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
+    """The machine's fp32 matrix-multiply rate in GFLOP/s (best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    seconds = _best_of(repeats, lambda: torch.mm(a, b))
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def step_flops(config: TrainConfig, size: int, batch_size: int) -> int:
+    """FLOPs of one training step (forward and backward) as ``fit`` runs it: the decoder
+    alone on cached features when the encoder is frozen, else the whole model."""
+    model = build_model(config).train()
+    images = torch.randn(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
+    masks = torch.rand(batch_size, 1, size, size).round()
+    features = [f.detach() for f in model.encoder(images)] if config.freeze_encoder else None
+    with FlopCounterMode(display=False) as counter:
+        logits = model.decoder(features, images) if features is not None else model(images)
+        segmentation_loss(logits, masks).backward()
+    return counter.get_total_flops()
+
+
+def fine_tuned_profile(size: int, batch_size: int, rows: int = 12) -> list[dict]:
+    """Where a fine-tuned training step spends its time: the top operators by self CPU time."""
+    config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=False,
+                         encoder_lr=1e-4, decoder_lr=1e-2, device="cpu")
+    model = build_model(config).train()
+    optimizer = make_optimizer(model, config)
+    images = torch.randn(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
+    masks = torch.rand(batch_size, 1, size, size).round()
+
+    def step() -> None:
+        loss = segmentation_loss(model(images), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"operator": e.key, "self_ms": e.self_cpu_time_total / 1000,
+             "share": e.self_cpu_time_total / total, "calls": e.count} for e in events[:rows]]
+
+
+def limits(results: dict, batch_size: int) -> dict:
+    """FLOPs per step, the machine's matmul rate, each contender's fraction of it."""
+    rate = matmul_rate()
+    section: dict = {"matmul_gflop_s": rate, "rows": []}
+    for row in results["rows"]:
+        frozen = row["mode"] == "frozen"
+        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2, device="cpu")
+        per_image = step_flops(config, row["size"], batch_size) / batch_size
+        # the plain loop runs the encoder forward every step even when it is frozen
+        full = step_flops(dataclasses.replace(config, freeze_encoder=False, encoder_lr=1e-4),
+                          row["size"], batch_size) / batch_size
+        encoder_forward = 0.0
+        if frozen:
+            model = build_model(config)
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                model.encoder(torch.randn(batch_size, 3, row["size"], row["size"]))
+            encoder_forward = counter.get_total_flops() / batch_size
+        reference_flops = (per_image + encoder_forward) if frozen else full
+        section["rows"].append({
+            "size": row["size"], "mode": row["mode"], "kit_gflop_per_image": per_image / 1e9,
+            "kit_fraction": per_image * row["kit_img_s"] / 1e9 / rate,
+            "reference_fraction": reference_flops * row["reference_img_s"] / 1e9 / rate})
+    size = results["rows"][0]["size"]
+    section["profile_fine_tuned"] = {"size": size, "batch_size": batch_size,
+                                     "top": fine_tuned_profile(size, batch_size)}
+    return section
 
 
 def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int = 128,
@@ -256,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=45)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--limits", action="store_true",
+                        help="also FLOPs, the machine's matmul rate and a profile")
     parser.add_argument("--seed-a", action="store_true",
                         help="also seed A's own loop on the whole data set (minutes)")
     args = parser.parse_args(argv)
@@ -263,6 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
     results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
                         args.repeats, args.batch_size)
+    if args.limits:
+        results["limits"] = limits(results, args.batch_size)
+        print(f"fp32 matmul: {results['limits']['matmul_gflop_s']:.1f} GFLOP/s")
+        for row in results["limits"]["rows"]:
+            print(f"{row['size']:>4} {row['mode']:<10} {row['kit_gflop_per_image']:.2f} GFLOP/image"
+                  f" | kit {100 * row['kit_fraction']:.1f}% of matmul rate | reference "
+                  f"{100 * row['reference_fraction']:.1f}%")
+        for entry in results["limits"]["profile_fine_tuned"]["top"]:
+            print(f"  {entry['operator']:<45} {entry['self_ms']:9.1f} ms {entry['share']:6.1%}")
     if args.seed_a:
         results["seed_a"] = versus_seed_a(root, args.repeats, args.batch_size)
         whole = results["seed_a"]["whole_run_s"]
@@ -276,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key not in ("rows", "seed_a"):
+        if key not in ("rows", "seed_a", "limits"):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     text = json.dumps(results, indent=2)
     if args.json:
