@@ -65,3 +65,13 @@ def test_metadata_names_the_input(exported) -> None:
     assert meta["image_size"] == 64 and len(meta["mean"]) == 3
     assert [i.name for i in model.graph.input] == ["image"]
     assert [o.name for o in model.graph.output] == ["probability"]
+
+
+@pytest.mark.parametrize("decoder", ["upsample", "report_b"])
+def test_onnx_matches_pytorch_for_the_other_decoders(synthetic_root: Path, tmp_path: Path,
+                                                     decoder: str) -> None:
+    splits = load_isic2016(synthetic_root, size=64, val_fraction=0.25)
+    config = TrainConfig(epochs=1, batch_size=6, freeze_encoder=True, decoder_lr=1e-3,
+                         decoder=decoder)
+    fit(build_model(config), splits.train, splits.val, config, tmp_path, progress=False)
+    check_parity(tmp_path, export_onnx(tmp_path, tmp_path / "model.onnx"), splits.val)
