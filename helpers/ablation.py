@@ -4,9 +4,9 @@
 
 Starting from report A's model 2 (fine-tuned encoder, plain BCE, no augmentation, constant
 learning rates, transposed-convolution decoder), each row adds one ingredient of the preset's
-fine-tuned model and trains again, from the same seed, on the same training images; the
-evaluation-only ingredients (test-time flips, a threshold chosen on validation) are then
-added to the last model, and a last row trains at the preset's own image size. Every row is
+fine-tuned model and trains again, from the same seed, on the same training images; a row
+then trains at the preset's own image size, and the evaluation-only ingredients (test-time
+flips, a threshold chosen on validation) are added to that last model. Every row is
 scored on the *validation* images (never the test set) by the official ISIC scorer at the
 images' original resolution, and on zoomed-out copies of them (:mod:`helpers.zoomout`).
 
@@ -67,11 +67,10 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
     sizes = [image_size] + ([config.image_size] if config.image_size != image_size else [])
     table = []
     for size in sizes:
-        small = size == image_size
         sized = load_config(preset, data_root=data_root, output_dir=output_dir,
                             overrides={"image_size": size})
         splits = load_splits(sized, progress=progress)
-        rows = ablation_rows(target) if small else [
+        rows = ablation_rows(target) if size == image_size else [
             ("size", f"+ {size}x{size} input (the preset's)", target)]
         for name, label, settings in rows:
             run_dir = config.output_dir / "runs" / "ablation" / f"{name}_{size}"
@@ -81,13 +80,12 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
             fit(model, splits.train, splits.val, settings, run_dir, resume=True,
                 progress=progress)
             table.append(_score(label, model.eval(), settings, splits.val, size, flips=False))
-            if name == rows[-1][0] and small and config.test_time_flips:
-                table.append(_score("+ test-time flips", model, settings, splits.val, size,
-                                    flips=True))
-            if name == rows[-1][0] and small and config.threshold == "validation":
-                table.append(_score("+ threshold chosen on validation", model, settings,
-                                    splits.val, size, flips=config.test_time_flips,
-                                    tune=True))
+    # The evaluation-only ingredients, on the last model trained (the preset's recipe)
+    if config.test_time_flips:
+        table.append(_score("+ test-time flips", model, settings, splits.val, size, flips=True))
+    if config.threshold == "validation":
+        table.append(_score("+ threshold chosen on validation", model, settings, splits.val,
+                            size, flips=config.test_time_flips, tune=True))
     frame = pd.DataFrame(table)
     frame.insert(2, "change", frame["val_jaccard"].diff())
     Outputs(config.output_dir).table(frame, "ablation")
