@@ -402,7 +402,8 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                   ) -> tuple[int, float, list[dict]]:
     """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``."""
     last_path = out_dir / runs.LAST
-    _check_settings(config, out_dir, compare_epochs=False)
+    # More epochs continue a constant-rate run; a cosine schedule depends on the epoch count
+    _check_settings(config, out_dir, compare_epochs=config.schedule == "cosine")
     runs.check_data(out_dir, fingerprint)
     state = runs.read_checkpoint(last_path, needs=("model", "epoch", "optimizer", "best_dice"))
     if int(state["epoch"]) > config.epochs:

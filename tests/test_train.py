@@ -191,3 +191,9 @@ def test_a_run_made_before_a_setting_existed_still_resumes(splits, tmp_path: Pat
     config_file.write_text(json.dumps(saved))
     history = run(splits, tmp_path, epochs=2, resume=True)
     assert list(history["epoch"]) == [1, 2]
+
+
+def test_a_cosine_run_cannot_be_extended_to_more_epochs(splits, tmp_path: Path) -> None:
+    run(splits, tmp_path, epochs=2, schedule="cosine")
+    with pytest.raises(RunFolderError, match="epochs: 2 there, 3 now"):
+        run(splits, tmp_path, epochs=3, resume=True, schedule="cosine")
