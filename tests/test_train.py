@@ -161,15 +161,26 @@ def test_invalid_settings_are_refused_before_any_work(settings: dict, message: s
         TrainConfig(**values)
 
 
-def test_cosine_schedule_decays_from_the_set_rates_and_resumes_identically(splits, tmp_path
-                                                                            ) -> None:
+def test_cosine_schedule_decays_from_the_set_rates_and_resumes_identically(
+        splits, tmp_path: Path, monkeypatch) -> None:
+    import helpers.train as training
     straight = run(splits, tmp_path / "straight", epochs=4, schedule="cosine")
     assert straight["lr_decoder"].tolist() == pytest.approx([1e-3, 1e-3 * (1 + 0.5 ** 0.5) / 2,
                                                              5e-4, 1e-3 * (1 - 0.5 ** 0.5) / 2])
     assert (straight["lr_encoder"] / straight["lr_decoder"]).tolist() == pytest.approx([0.1] * 4)
-    run(splits, tmp_path / "resumed", epochs=4, schedule="cosine")  # a finished run: kept
-    run(splits, tmp_path / "broken", epochs=2, schedule="cosine")
-    resumed = run(splits, tmp_path / "broken", epochs=4, resume=True, schedule="cosine")
+    real_validate, calls = training.validate, []
+
+    def stop_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("stopped")
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "validate", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(splits, tmp_path / "stopped", epochs=4, schedule="cosine")
+    monkeypatch.setattr(training, "validate", real_validate)
+    resumed = run(splits, tmp_path / "stopped", epochs=4, resume=True, schedule="cosine")
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(resumed[columns], straight[columns])
 
