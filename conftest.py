@@ -9,12 +9,17 @@ marker, so ``pytest -m "not notebooks"`` is the fast loop.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 NBMAKE_OUTPUT = Path(__file__).resolve().parent / "reports" / "_nbmake"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("LESIONKIT_HEADLESS", "1")  # nbmake runs notebooks headless too
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

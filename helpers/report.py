@@ -65,6 +65,9 @@ from helpers.paths import SYNTHETIC_ROOT, public_path
 
 NOTEBOOKS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+#: Set while notebooks run headless (papermill, nbmake): 04 then shows no live widget, which
+#: is inert in a saved notebook anyway and once left papermill waiting for ever after its cell.
+HEADLESS_VARIABLE = "LESIONKIT_HEADLESS"
 #: Folders of the kit's own source that an output folder must neither be, hold nor lie in.
 SOURCE_FOLDERS = ("notebooks", "helpers", "presets", "tests", "scripts", "benchmarks", ".ci",
                   ".git")
@@ -146,6 +149,7 @@ def execute(name: str, parameters: dict, out_dir: Path) -> Path:
     source = NOTEBOOK_DIR / f"{name}.ipynb"
     target = out_dir / "notebooks" / f"{name}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
+    os.environ[HEADLESS_VARIABLE] = "1"  # the kernel inherits it: no live widgets (plots)
     try:
         papermill.execute_notebook(str(source), str(target), cwd=str(REPO_ROOT),
                                    progress_bar=False, parameters=parameters,
