@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import functional as TF
 
-from helpers.data import SplitLayout, find_pairs
+from helpers.data import SplitLayout, find_pairs, isic2016_split
 from helpers.model import MobileNetV2UNet
 
 
@@ -78,6 +78,5 @@ def seed_a_epoch(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Ten
 
 
 def seed_a_data(root: Path, size: int = 128) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    from helpers.data import isic2016_split
-
+    """Both splits decoded seed A's way."""
     return {split: decode_split(isic2016_split(root, split), size) for split in ("train", "test")}

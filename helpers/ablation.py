@@ -70,6 +70,7 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
         sized = load_config(preset, data_root=data_root, output_dir=output_dir,
                             overrides={"image_size": size})
         splits = load_splits(sized, progress=progress)
+        zoomed = zoom_out_set(splits.val, ZOOM_FACTOR)
         rows = ablation_rows(target) if size == image_size else [
             ("size", f"+ {size}x{size} input (the preset's)", target)]
         for name, label, settings in rows:
@@ -79,13 +80,15 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
             model = build_model(settings)
             fit(model, splits.train, splits.val, settings, run_dir, resume=True,
                 progress=progress)
-            table.append(_score(label, model.eval(), settings, splits.val, size, flips=False))
+            table.append(_score(label, model.eval(), settings, splits.val, zoomed, size,
+                                flips=False))
     # The evaluation-only ingredients, on the last model trained (the preset's recipe)
     if config.test_time_flips:
-        table.append(_score("+ test-time flips", model, settings, splits.val, size, flips=True))
+        table.append(_score("+ test-time flips", model, settings, splits.val, zoomed, size,
+                            flips=True))
     if config.threshold == "validation":
         table.append(_score("+ threshold chosen on validation", model, settings, splits.val,
-                            size, flips=config.test_time_flips, tune=True))
+                            zoomed, size, flips=config.test_time_flips, tune=True))
     frame = pd.DataFrame(table)
     frame.insert(2, "change", frame["val_jaccard"].diff())
     Outputs(config.output_dir).table(frame, "ablation")
@@ -93,13 +96,12 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
 
 
 def _score(label: str, model: MobileNetV2UNet, settings: TrainConfig, val: SegmentationSet,
-           size: int, flips: bool, tune: bool = False) -> dict:
+           zoomed: SegmentationSet, size: int, flips: bool, tune: bool = False) -> dict:
     """One row: official Jaccard and Dice on the validation images at their original size,
-    and the Jaccard on their zoomed-out copies (at the training size)."""
+    and the Jaccard on their zoomed-out copies ``zoomed`` (at the training size)."""
     probs = predict(model, val, settings, flips=flips)
     threshold = choose_threshold(probs, val.masks)[0] if tune else 0.5
     _, macro = official_isic_scores(probs, val, threshold)
-    zoomed = zoom_out_set(val, ZOOM_FACTOR)
     zoomed_probs = predict(model, zoomed, settings, flips=flips)
     zoomed_iou = score_table(zoomed_probs, zoomed.masks, threshold=threshold)["iou"].mean()
     return {"ingredient": label, "val_jaccard": macro["jaccard"], "val_dice": macro["dice"],

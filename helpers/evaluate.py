@@ -55,13 +55,14 @@ def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: T
     for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
                       desc="Predicting", disable=not progress, leave=False):
         images, _ = data.batch(index, device, config.channels_last)
+        views = FLIPS if flips else ((),)
         probs = 0
-        for dims in FLIPS if flips else ((),):
+        for dims in views:  # the plain view is used as it is, without a copy
             with autocast(device, config.amp):
                 logits = model(images.flip(dims) if dims else images)
             prob = torch.sigmoid(logits.float())
             probs = probs + (prob.flip(dims) if dims else prob)
-        out.append((probs / (len(FLIPS) if flips else 1))[:, 0].cpu())
+        out.append((probs / len(views))[:, 0].cpu())
     return torch.cat(out).numpy()
 
 
