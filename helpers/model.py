@@ -189,7 +189,6 @@ class MobileNetV2UNet(nn.Module):
         else:
             self.encoder = MobileNetV2Encoder(pretrained)
             self.decoder = UNetDecoder(dropout=dropout, upsample=decoder == "upsample")
-        self.decoder_kind = decoder
         self.pretrained = pretrained
         self.encoder_frozen = False
         if freeze_encoder:

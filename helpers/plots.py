@@ -20,17 +20,21 @@ def _off(ax: plt.Axes, title: str = "") -> None:
         ax.set_title(title, fontsize=9)
 
 
-def sample_grid(data: SegmentationSet, indices: list[int], title: str, columns: int = 4
-                ) -> Figure:
-    """Images with their lesion outline drawn in yellow."""
-    rows = -(-len(indices) // columns)
+def sample_grid(data: SegmentationSet, indices: list[int], title: str, columns: int = 4,
+                probs: np.ndarray | None = None, threshold: float = 0.5,
+                labels: list[str] | None = None) -> Figure:
+    """Images with their lesion outline drawn in yellow, and with ``probs`` the predicted
+    outline at ``threshold`` in cyan; each titled with its id or its entry of ``labels``."""
+    rows = max(1, -(-len(indices) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
     for ax in axes.flat:
         _off(ax)
-    for ax, index in zip(axes.flat, indices, strict=False):
+    for number, (ax, index) in enumerate(zip(axes.flat, indices, strict=False)):
         ax.imshow(data.images[index])
         ax.contour(data.masks[index], levels=[0.5], colors="yellow", linewidths=1.2)
-        _off(ax, data.ids[index])
+        if probs is not None and (probs[index] > threshold).any():
+            ax.contour(probs[index], levels=[threshold], colors="cyan", linewidths=1.2)
+        _off(ax, labels[number] if labels else data.ids[index])
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -162,18 +166,6 @@ def worst_gallery(data: SegmentationSet, probs: np.ndarray, per_image: pd.DataFr
     """The ``count`` images with the lowest official Jaccard: each image with the true
     outline (yellow) and the predicted one (cyan), titled with its id and Jaccard."""
     worst = per_image.sort_values("jaccard").index[:count]
-    columns = 5
-    rows = max(1, -(-len(worst) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        _off(ax)
-    for ax, sample_id in zip(axes.flat, worst, strict=False):
-        index = data.index_of(sample_id)
-        ax.imshow(data.images[index])
-        ax.contour(data.masks[index], levels=[0.5], colors="yellow", linewidths=1.2)
-        if (probs[index] > threshold).any():
-            ax.contour(probs[index], levels=[threshold], colors="cyan", linewidths=1.2)
-        _off(ax, f"{sample_id}\nJaccard {per_image.loc[sample_id, 'jaccard']:.3f}")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    labels = [f"{i}\nJaccard {per_image.loc[i, 'jaccard']:.3f}" for i in worst]
+    return sample_grid(data, [data.index_of(i) for i in worst], title, columns=5, probs=probs,
+                       threshold=threshold, labels=labels)
