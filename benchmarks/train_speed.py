@@ -22,6 +22,13 @@ With ``--limits``, how far each is from the machine's limit: the FLOPs of one tr
 contender's achieved rate as a fraction of it, and a ``torch.profiler`` table of where a
 fine-tuned step spends its time.
 
+With ``--compile``, the kit's epoch with ``compile: true`` (``torch.compile``) against
+without, at the first size: the compile time, the per-epoch speed-up and the speed-up of a
+whole 50-epoch run with the compile time counted.
+
+With ``--scale 1000,5000,10000``, :mod:`data_scale` (decode rate, cache size and peak memory
+of a training epoch as the data set grows), stored as ``scale``.
+
 Also: the data path's share (one kit epoch's wall time over the pure model compute on
 ready-made batches), evaluation images/s, cache build and reload time, peak memory.
 """
@@ -29,6 +36,7 @@ ready-made batches), evaluation images/s, cache build and reload time, peak memo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -112,6 +120,8 @@ def kit_loop(data: SegmentationSet, config: TrainConfig) -> tuple[Callable[[], N
         features = encoder_features(model, tensors, config)
         extra["features_once_s"] = time.perf_counter() - began
     scaler = torch.amp.GradScaler("cpu", enabled=False)
+    if config.compile:  # as fit does it
+        (model.decoder if features is not None else model).compile()
 
     def epoch() -> None:
         train_one_epoch(model, tensors, optimizer, config, 1, features, scaler, progress=False)
@@ -256,6 +266,39 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
     return section
 
 
+def versus_compile(data_root: Path, size: int, n_images: int, repeats: int, batch_size: int,
+                   epochs: int = 50) -> dict:
+    """The kit's epoch with ``compile: true`` against without, and what compiling costs.
+
+    The compile time is the first compiled epoch's time less a compiled epoch's; the whole-run
+    figures count it once, over ``epochs`` epochs.
+    """
+    data = load_split(isic2016_split(data_root, "train"), size, progress=False)
+    data = data.subset(range(min(n_images, len(data))))
+    section: dict = {"size": size, "images": len(data), "epochs": epochs, "rows": []}
+    for mode in ("frozen", "fine-tuned"):
+        frozen = mode == "frozen"
+        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2, device="cpu")
+        eager, _ = kit_loop(data, config)
+        compiled, _ = kit_loop(data, dataclasses.replace(config, compile=True))
+        began = time.perf_counter()
+        compiled()
+        first = time.perf_counter() - began
+        seconds = _interleaved(repeats, {"eager": eager, "compiled": compiled})
+        compile_s = first - seconds["compiled"]
+        row = {"mode": mode, "eager_epoch_s": seconds["eager"],
+               "compiled_epoch_s": seconds["compiled"], "compile_s": compile_s,
+               "epoch_speedup": seconds["eager"] / seconds["compiled"],
+               "whole_run_speedup": epochs * seconds["eager"]
+               / (compile_s + epochs * seconds["compiled"])}
+        section["rows"].append(row)
+        print(f"compile {mode:<10} epoch {seconds['eager']:.2f} s -> {seconds['compiled']:.2f} s"
+              f" ({row['epoch_speedup']:.2f}x) after {compile_s:.0f} s of compiling; "
+              f"{epochs} epochs: {row['whole_run_speedup']:.2f}x", flush=True)
+    return section
+
+
 def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: int,
               batch_size: int) -> dict:
     import segmentation_models_pytorch as smp
@@ -338,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="also FLOPs, the machine's matmul rate and a profile")
     parser.add_argument("--seed-a", action="store_true",
                         help="also seed A's own loop on the whole data set (minutes)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also the kit with compile: true (minutes of compiling)")
+    parser.add_argument("--scale", default=None, metavar="COUNTS",
+                        help="also benchmarks/data_scale.py for these image counts, e.g. "
+                             "1000,5000,10000 (half an hour)")
     args = parser.parse_args(argv)
     root = resolve_path(args.data_root) if args.data_root else \
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
@@ -358,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whole report-A run (set-up + 2 x {results['seed_a']['epochs']} epochs): seed A "
               f"{whole['seed_a']:.0f} s, kit {whole['kit']:.0f} s, "
               f"{results['seed_a']['whole_run_kit_vs_seed_a']:.2f}x")
+    if args.compile:
+        results["compile"] = versus_compile(root, int(args.sizes.split(",")[0]), args.images,
+                                            args.repeats, args.batch_size)
+    if args.scale:
+        from data_scale import run as scale_run
+
+        results["scale"] = scale_run([int(c) for c in args.scale.split(",")])
     print("\nsize mode       kit img/s  reference  smp   kit/ref  kit/smp  epoch/compute")
     for row in results["rows"]:
         print(f"{row['size']:>4} {row['mode']:<10} {row['kit_img_s']:9.1f} "
@@ -365,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key not in ("rows", "seed_a", "limits"):
+        if key not in ("rows", "seed_a", "limits", "compile", "scale"):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     text = json.dumps(results, indent=2)
     if args.json:

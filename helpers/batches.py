@@ -1,7 +1,8 @@
 """From cached uint8 arrays to normalised float batches, with optional paired augmentation.
 
-The whole split already sits in memory as uint8, so a batch is one indexing operation and one
-fused convert-and-normalise; no DataLoader worker processes are needed. An ``(N, H, W, 3)``
+The whole split usually sits in memory as uint8, so a batch is one indexing operation and one
+fused convert-and-normalise; no DataLoader worker processes are needed. (A split too large
+for the RAM is read from the disk cache one batch at a time.) An ``(N, H, W, 3)``
 uint8 array viewed as ``(N, 3, H, W)`` is *already* in PyTorch's channels_last memory format,
 which is the fast layout for convolutions on both CPU and GPU.
 """
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from helpers.cache import DiskArray
 from helpers.data import SegmentationSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,21 +28,36 @@ _SHIFT = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, stric
 
 
 class TensorSet:
-    """A :class:`SegmentationSet` as uint8 torch tensors, ready to be sliced into batches."""
+    """A :class:`SegmentationSet` as uint8 torch tensors, ready to be sliced into batches.
+
+    A set held on disk (:class:`~helpers.cache.DiskArray`) stays there: each batch reads its
+    rows, so memory does not grow with the data.
+    """
 
     def __init__(self, data: SegmentationSet) -> None:
         self.data = data
-        self.images = torch.from_numpy(np.ascontiguousarray(data.images))  # N,H,W,3 uint8
-        self.masks = torch.from_numpy(np.ascontiguousarray(data.masks))  # N,H,W uint8
+        self.on_disk = isinstance(data.images, DiskArray)
+        if not self.on_disk:
+            self.images = torch.from_numpy(np.ascontiguousarray(data.images))  # N,H,W,3 uint8
+            self.masks = torch.from_numpy(np.ascontiguousarray(data.masks))  # N,H,W uint8
 
     def __len__(self) -> int:
         return len(self.data)
 
+    def rows(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """The uint8 images (B,H,W,3) and masks (B,H,W) at ``index``."""
+        if self.on_disk:
+            rows = index.numpy()
+            return (torch.from_numpy(self.data.images[rows]),
+                    torch.from_numpy(self.data.masks[rows]))
+        return self.images[index], self.masks[index]
+
     def batch(self, index: Tensor, device: torch.device | str = "cpu",
               channels_last: bool = True) -> tuple[Tensor, Tensor]:
         """Normalised images (B,3,H,W) float32 and masks (B,1,H,W) float32 for ``index``."""
-        images = self.images[index].to(device, non_blocking=True).permute(0, 3, 1, 2)
-        masks = self.masks[index].to(device, non_blocking=True).unsqueeze(1).float()
+        images, masks = self.rows(index)
+        images = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        masks = masks.to(device, non_blocking=True).unsqueeze(1).float()
         if not channels_last:
             images = images.contiguous()
         return normalise(images), masks

@@ -43,7 +43,8 @@ VALIDATION_PRACTICES = ("holdout", "test")
 
 #: Keys of the top level of a preset (besides the ``train`` and model blocks).
 RUN_KEYS = ("title", "data_root", "image_size", "validation", "val_fraction", "max_images",
-            "seed", "device", "sample_ids", "n_random_samples", "test_time_flips", "threshold")
+            "seed", "device", "sample_ids", "n_random_samples", "test_time_flips", "threshold",
+            "in_memory_gb")
 #: Keys a ``train`` or model block may set: TrainConfig's fields less those the run decides.
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("freeze_encoder", "seed", "device"))
@@ -77,6 +78,7 @@ class RunConfig:
     n_random_samples: int
     test_time_flips: bool
     threshold: float | str
+    in_memory_gb: float
     frozen: TrainConfig
     fine_tuned: TrainConfig
 
@@ -193,6 +195,9 @@ def _check_run_settings(values: dict, sources: dict[str, tuple[str, str]]) -> No
     if threshold == "validation" and values["validation"] != "holdout":
         refuse("threshold", "can be chosen on validation images only with validation: holdout "
                "(choosing it on the test set would flatter the test scores)")
+    memory = values["in_memory_gb"]
+    if isinstance(memory, bool) or not isinstance(memory, int | float) or not memory >= 0:
+        refuse("in_memory_gb", "must be a number of GiB >= 0")
     if not isinstance(values["title"], str) or not values["title"]:
         refuse("title", "must be a non-empty text")
 
@@ -242,5 +247,5 @@ def load_config(preset: str | Path = BASE_PRESET, *, data_root: str | Path | Non
         seed=values["seed"], device=values["device"], sample_ids=tuple(values["sample_ids"]),
         n_random_samples=values["n_random_samples"],
         test_time_flips=values["test_time_flips"], threshold=values["threshold"],
-        frozen=_train_config("frozen", values, sources),
+        in_memory_gb=values["in_memory_gb"], frozen=_train_config("frozen", values, sources),
         fine_tuned=_train_config("fine_tuned", values, sources))

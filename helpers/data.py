@@ -7,10 +7,10 @@ Two folder layouts are understood:
 * a generic one (:class:`SplitLayout`): an images folder and a masks folder per split, with a
   configurable mask file name pattern such as ``"{id}_mask.png"``.
 
-Every JPEG is decoded and resized once. The resized uint8 arrays are cached in one ``.npz`` per
-split and size, keyed by the source files' names, sizes and modification times, so later
-epochs, notebooks and runs load them in a fraction of a second; a changed source file changes
-the key and the cache is rebuilt.
+Every JPEG is decoded and resized once, by all cores, into the cache of :mod:`helpers.cache`
+(keyed by each source file's name, size and modification time: a changed or added file is
+decoded again, alone), so later epochs, notebooks and runs load a split in a fraction of a
+second. A split larger than :data:`IN_MEMORY_LIMIT_GB` stays on disk and is read batch by batch.
 
 Bad input never gives a silently wrong result: it is converted when its meaning is clear and
 refused with a :class:`DatasetError` naming the file and the problem otherwise.
@@ -38,22 +38,22 @@ refused with a :class:`DatasetError` naming the file and the problem otherwise.
 * A mask file with non-zero pixels never loads as empty. After resizing to the training size a
   lesion may vanish only when it is tiny (under four training pixels' worth of source pixels),
   with a warning; a larger lesion that vanishes (a thin outline) is refused.
-* An unreadable cache file is a cache miss (with a warning) and is rebuilt; an unwritable
-  cache folder gives a warning and the split is used without a cache. Replacing a stale cache
-  file removes only finished cache files of the same split and size, never another
-  process's temporary file.
+* An unreadable cache file is a cache miss (with a warning) and its images are decoded again;
+  an unwritable cache folder gives a warning and the split is used without a cache. Removing
+  unused cache files never touches another process's temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import functools
+import multiprocessing
 import os
 import re
 import unicodedata
 import warnings
-import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +62,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers.atomic import atomic_path
+from helpers.cache import DiskArray, SplitCache, rows_per_shard, source_key
 from helpers.paths import SYNTHETIC_ROOT
 
 if TYPE_CHECKING:
@@ -82,7 +82,10 @@ GREY_TOLERANCE = 32
 LABEL_FRACTION = 0.01
 #: A lesion smaller than this many training-size pixels may vanish when resized (with a warning).
 TINY_LESION_PIXELS = 4
-CACHE_VERSION = 2  # 2: masks read by the bad-input rules; older caches may hold misread masks
+#: Splits whose arrays take at most this many GiB are held in RAM (the presets' ``in_memory_gb``).
+IN_MEMORY_LIMIT_GB = 4.0
+#: Fewer images than this are decoded in this process (starting workers would cost more).
+PARALLEL_MIN_IMAGES = 200
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
@@ -403,11 +406,15 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
 
 @dataclass
 class SegmentationSet:
-    """One split, decoded and resized: uint8 images (N,S,S,3) and {0,1} masks (N,S,S)."""
+    """One split, decoded and resized: uint8 images (N,S,S,3) and {0,1} masks (N,S,S).
+
+    The arrays are in RAM, or for a split too large for it :class:`~helpers.cache.DiskArray`
+    rows on disk (indexed the same way; ``np.asarray`` reads them all).
+    """
 
     ids: list[str]
-    images: np.ndarray
-    masks: np.ndarray
+    images: np.ndarray | DiskArray
+    masks: np.ndarray | DiskArray
     original_sizes: np.ndarray  # (N, 2): height, width of the source files
     image_paths: list[Path] = field(default_factory=list)
     mask_paths: list[Path] = field(default_factory=list)
@@ -424,7 +431,8 @@ class SegmentationSet:
         """A new set with the samples at ``indices`` (in that order)."""
         idx = np.asarray(indices, dtype=np.int64)
         return SegmentationSet(
-            ids=[self.ids[i] for i in idx], images=self.images[idx], masks=self.masks[idx],
+            ids=[self.ids[i] for i in idx], images=_rows(self.images, idx),
+            masks=_rows(self.masks, idx),
             original_sizes=self.original_sizes[idx],
             image_paths=[self.image_paths[i] for i in idx] if self.image_paths else [],
             mask_paths=[self.mask_paths[i] for i in idx] if self.mask_paths else [],
@@ -434,14 +442,9 @@ class SegmentationSet:
         return self.ids.index(sample_id)
 
 
-def _cache_key(pairs: list[Pair], size: int) -> str:
-    entries = []
-    for pair in pairs:
-        for path in (pair.image_path, pair.mask_path):
-            stat = path.stat()
-            entries.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    text = json.dumps({"version": CACHE_VERSION, "size": size, "files": entries})
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+def _rows(array: np.ndarray | DiskArray, idx: np.ndarray) -> np.ndarray | DiskArray:
+    """The rows at ``idx``: a copy in RAM, or for a DiskArray a DiskArray (nothing read)."""
+    return array.take(idx) if isinstance(array, DiskArray) else array[idx]
 
 
 def _cache_name(layout: SplitLayout) -> str:
@@ -454,72 +457,127 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "cache"
 
 
-def _read_cache(path: Path, n: int, size: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The arrays of a cache file, or None when it is missing or unreadable (with a warning)."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = stored["images"], stored["masks"], stored["original_sizes"]
-    except (FileNotFoundError, NotADirectoryError):  # not there, or removed since
-        return None
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
-        warnings.warn(f"Cache file {path} is unreadable ({type(error).__name__}: {error}); "
-                      "decoding the split again and rewriting it", stacklevel=3)
-        return None
-    images, masks, sizes = arrays
-    if (images.shape != (n, size, size, 3) or masks.shape != (n, size, size)
-            or sizes.shape != (n, 2) or images.dtype != np.uint8 or masks.dtype != np.uint8):
-        warnings.warn(f"Cache file {path} holds arrays of the wrong shape or type; decoding the "
-                      "split again and rewriting it", stacklevel=3)
-        return None
-    return images, masks, sizes
+def default_workers() -> int:
+    """Processes for decoding: one per core this process may use."""
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
-def _write_cache(path: Path, stem: str, images: np.ndarray, masks: np.ndarray,
-                 sizes: np.ndarray) -> None:
-    """Write the cache file, then remove this split's stale ones; warn if the folder is not
-    writable (the split is then used without a cache)."""
-    try:
-        with atomic_path(path) as tmp:
-            np.savez(tmp, images=images, masks=masks, original_sizes=sizes)
-    except OSError as error:
-        warnings.warn(f"Cannot write the decode cache in {path.parent} ({error}); going on "
-                      "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=3)
+def _decode(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], list[str]]:
+    """:func:`load_pair` and the warnings it gave, as text (a worker process's warnings would
+    otherwise be lost)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, mask, original = load_pair(pair, size)
+    return image, mask, original, [str(w.message) for w in caught]
+
+
+def _decoded(pairs: list[Pair], size: int, workers: int
+             ) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int], list[str]]]:
+    """Every pair decoded, in order; by ``workers`` processes when there are enough pairs."""
+    if workers <= 1 or len(pairs) < PARALLEL_MIN_IMAGES:
+        for pair in pairs:
+            yield _decode(pair, size)
         return
-    # Only finished cache files of this split and size: never another process's temporary
-    # file (".<name>.<random>.tmp.npz") or the file just written, which another process may
-    # be reading; a file another process removed meanwhile is fine.
-    stale_name = re.compile(re.escape(stem) + r"-[0-9a-f]{20}\.npz")
-    for stale in path.parent.glob(f"{stem}-*.npz"):
-        if stale.name != path.name and stale_name.fullmatch(stale.name):
-            with contextlib.suppress(OSError):
-                stale.unlink(missing_ok=True)
+    # Not fork: the parent may have threads (PyTorch, Jupyter), and forking those can hang.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        yield from pool.map(functools.partial(_decode, size=size), pairs, chunksize=4)
+    finally:  # on an error or an interrupt, the queued images are dropped, not decoded
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | None = None,
-               progress: bool = True) -> SegmentationSet:
-    """Load one split resized to ``size``×``size``, from the cache when it is still valid."""
-    if size % 32:
-        raise ValueError(f"image size must be a multiple of 32, not {size}")
-    pairs = find_pairs(layout)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"{_cache_name(layout)}-{size}"
-    cache_file = cache_dir / f"{stem}-{_cache_key(pairs, size)}.npz"
-    synthetic = (layout.images_dir.parent / SYNTHETIC_MARKER).exists()
-    common = dict(ids=[p.id for p in pairs], image_paths=[p.image_path for p in pairs],
-                  mask_paths=[p.mask_path for p in pairs], synthetic=synthetic)
-    cached = _read_cache(cache_file, len(pairs), size)
-    if cached is not None:
-        images, masks, sizes = cached
-        return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
+def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], size: int,
+                       workers: int, progress: bool, desc: str) -> None:
+    """Decode ``pairs`` and add them to ``store``, one shard at a time (so an interrupted
+    decode keeps what it finished)."""
+    per_shard = rows_per_shard(size)
+    entries: list[dict] = []
+    images = np.empty((min(per_shard, len(pairs)), size, size, 3), np.uint8)
+    masks = np.empty((len(images), size, size), np.uint8)
+    decoded = _decoded(pairs, size, workers)
+    for i, (image, mask, original, messages) in enumerate(
+            tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
+        for message in messages:
+            warnings.warn(message, stacklevel=4)
+        row = len(entries)
+        images[row], masks[row] = image, mask
+        entries.append({"id": pairs[i].id, "source": keys[i], "original_size": list(original)})
+        if len(entries) == len(images) or i == len(pairs) - 1:
+            store.add(entries, images[: len(entries)], masks[: len(entries)])
+            entries = []
+
+
+def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool, desc: str
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images = np.empty((len(pairs), size, size, 3), np.uint8)
     masks = np.empty((len(pairs), size, size), np.uint8)
     sizes = np.empty((len(pairs), 2), np.int64)
-    for i, pair in enumerate(tqdm(pairs, desc=f"Decoding {layout.images_dir.name} at {size}px",
-                                  disable=not progress)):
-        images[i], masks[i], sizes[i] = load_pair(pair, size)
-    _write_cache(cache_file, stem, images, masks, sizes)
-    return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
+    decoded = _decoded(pairs, size, workers)
+    for i, (image, mask, original, messages) in enumerate(
+            tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
+        for message in messages:
+            warnings.warn(message, stacklevel=4)
+        images[i], masks[i], sizes[i] = image, mask, original
+    return images, masks, sizes
+
+
+def _remove_old_caches(cache_dir: Path, stem: str) -> None:
+    """Version-2 cache files of this split and size (one ``.npz`` each): superseded."""
+    old_name = re.compile(re.escape(stem) + r"-[0-9a-f]{20}\.npz")
+    for old in cache_dir.glob(f"{stem}-*.npz"):
+        if old_name.fullmatch(old.name):
+            with contextlib.suppress(OSError):
+                old.unlink(missing_ok=True)
+
+
+def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | None = None,
+               progress: bool = True, in_memory_gb: float = IN_MEMORY_LIMIT_GB,
+               workers: int | None = None) -> SegmentationSet:
+    """Load one split resized to ``size``×``size``, decoding only what the cache lacks.
+
+    The arrays are held in RAM when they take at most ``in_memory_gb`` GiB; a larger split
+    stays on disk as :class:`~helpers.cache.DiskArray` rows, read batch by batch (slower, but
+    the data may be larger than the RAM). ``workers``: processes that decode (default: one
+    per core).
+    """
+    if size % 32:
+        raise ValueError(f"image size must be a multiple of 32, not {size}")
+    pairs = find_pairs(layout)
+    workers = default_workers() if workers is None else workers
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stem = f"{_cache_name(layout)}-{size}"
+    synthetic = (layout.images_dir.parent / SYNTHETIC_MARKER).exists()
+    common = dict(ids=[p.id for p in pairs], image_paths=[p.image_path for p in pairs],
+                  mask_paths=[p.mask_path for p in pairs], synthetic=synthetic)
+    desc = f"Decoding {layout.images_dir.name} at {size}px"
+    keys = [source_key(p.image_path, p.mask_path) for p in pairs]
+    store = SplitCache(cache_dir / stem, size)
+    found = store.find(keys)
+    try:
+        if found.missing:
+            missing = [pairs[i] for i in found.missing]
+            _decode_into_cache(store, missing, [keys[i] for i in found.missing], size,
+                               workers, progress, desc)
+            found = store.find(keys)
+        if found.missing:  # removed by another process meanwhile, or unreadable
+            raise OSError(f"{len(found.missing)} decoded image(s) did not stay in the cache")
+    except OSError as error:
+        warnings.warn(f"Cannot write the decode cache in {store.folder} ({error}); going on "
+                      "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=2)
+        images, masks, sizes = _decode_in_memory(pairs, size, workers, progress, desc)
+        return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
+    store.sweep()
+    _remove_old_caches(cache_dir, stem)
+    images, masks = found.images, found.masks
+    if images.nbytes + masks.nbytes <= in_memory_gb * 2**30:
+        images, masks = np.asarray(images), np.asarray(masks)
+        found.images.close()
+        found.masks.close()
+    return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
+                           **common)
 
 
 def train_val_split(n: int, val_fraction: float = 0.15, seed: int = 0
@@ -552,7 +610,8 @@ def _first(data: SegmentationSet, n: int, keep_ids: tuple[str, ...]) -> Segmenta
 
 def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout",
                   val_fraction: float = 0.15, seed: int = 0, max_images: int | None = None,
-                  keep_ids: tuple[str, ...] = (), cache_dir: str | Path | None = None) -> Splits:
+                  keep_ids: tuple[str, ...] = (), cache_dir: str | Path | None = None,
+                  in_memory_gb: float = IN_MEMORY_LIMIT_GB) -> Splits:
     """Training, validation and test sets from an ISIC 2016 Part 1 folder.
 
     ``validation="holdout"`` (the default) carves a seeded validation set out of the training
@@ -561,7 +620,7 @@ def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout"
     and the test set doubles as the per-epoch validation set (optimistic: it selects the model
     on the very images it is scored on).
     ``max_images`` keeps only the first N images of each split (for smoke runs), plus any
-    image named in ``keep_ids``.
+    image named in ``keep_ids``. ``in_memory_gb``: see :func:`load_split`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -569,8 +628,8 @@ def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout"
             f"Data folder not found: {root}. Put the ISIC 2016 Part 1 data there: the four "
             f"folders {', '.join(f for pair in ISIC2016_FOLDERS.values() for f in pair)} from "
             "https://challenge.isic-archive.com/data/#2016 (unzipped), or run the 'demo' preset.")
-    train = load_split(isic2016_split(root, "train"), size, cache_dir)
-    test = load_split(isic2016_split(root, "test"), size, cache_dir)
+    train = load_split(isic2016_split(root, "train"), size, cache_dir, in_memory_gb=in_memory_gb)
+    test = load_split(isic2016_split(root, "test"), size, cache_dir, in_memory_gb=in_memory_gb)
     if max_images:
         train, test = _first(train, max_images, keep_ids), _first(test, max_images, keep_ids)
     if validation == "test":
@@ -591,7 +650,8 @@ def load_splits(config: RunConfig, progress: bool = True) -> Splits:
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
     return load_isic2016(config.data_root, config.image_size, validation=config.validation,
                          val_fraction=config.val_fraction, seed=config.seed,
-                         max_images=config.max_images, keep_ids=config.sample_ids)
+                         max_images=config.max_images, keep_ids=config.sample_ids,
+                         in_memory_gb=config.in_memory_gb)
 
 
 def describe(splits: Splits, root: str | Path) -> str:

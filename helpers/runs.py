@@ -25,14 +25,16 @@ import pickle
 import socket
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from helpers.cache import array_chunks
 from helpers.data import SegmentationSet
 
 HISTORY, LAST, BEST, CONFIG, DATA, LOCK = ("history.csv", "last.pt", "best.pt", "config.json",
@@ -49,7 +51,8 @@ def _start_again(folder: Path) -> str:
             "or choose another output folder.")
 
 
-def _digest(*chunks: bytes) -> str:
+def _digest(chunks: Iterable[bytes]) -> str:
+    """The first 16 hex digits of the SHA-256 of ``chunks`` joined (read one at a time)."""
     digest = hashlib.sha256()
     for chunk in chunks:
         digest.update(chunk)
@@ -63,8 +66,8 @@ def data_fingerprint(train: SegmentationSet, val: SegmentationSet, pretrained: b
     images in another folder are the same data)."""
     def describe(data: SegmentationSet) -> dict:
         ids = "\n".join(data.ids).encode()
-        return {"images": len(data), "ids": _digest(ids),
-                "pixels": _digest(data.images.tobytes(), data.masks.tobytes())}
+        return {"images": len(data), "ids": _digest([ids]),
+                "pixels": _digest(chain(array_chunks(data.images), array_chunks(data.masks)))}
 
     return {"image_size": train.image_size, "pretrained": pretrained,
             "train": describe(train), "validation": describe(val), "data_root": data_root}

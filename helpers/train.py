@@ -73,6 +73,7 @@ class TrainConfig:
     channels_last: bool = True
     amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
     cache_encoder_features: bool = True  # frozen encoder + no augmentation only
+    compile: bool = False  # torch.compile what trains (opt-in: it costs compile time first)
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -94,7 +95,7 @@ class TrainConfig:
                 raise InvalidSetting(name, f"must be one of {', '.join(allowed)}, "
                                            f"not {getattr(self, name)!r}")
         for name in ("freeze_encoder", "augment", "scale_augment", "channels_last", "amp",
-                     "cache_encoder_features"):
+                     "cache_encoder_features", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidSetting(name, f"must be true or false, not {getattr(self, name)!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -440,10 +441,13 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
 
     train_set, val_set = TensorSet(train), TensorSet(val)
     train_features = val_features = None
+    # A split on disk is too big for the RAM, and its encoder features are bigger still.
     if (model.encoder_frozen and config.cache_encoder_features and not config.augment
-            and not config.scale_augment and start <= config.epochs):
+            and not config.scale_augment and not train_set.on_disk and start <= config.epochs):
         train_features = encoder_features(model, train_set, config)
         val_features = encoder_features(model, val_set, config)
+    if config.compile and start <= config.epochs:  # compiled on first use (epoch 1's seconds)
+        (model.decoder if train_features is not None else model).compile()
     wrapped = None
     if rank.parallel and start <= config.epochs:  # averages the gradients of the processes
         learner = model.decoder if train_features is not None else model

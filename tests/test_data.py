@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import unicodedata
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,22 +55,6 @@ def test_load_split_resizes_keeps_original_size_and_binary_masks(synthetic_root:
     assert data.masks.any(axis=(1, 2)).all()
     assert (data.original_sizes == [160, 192]).all()
     assert data.synthetic
-
-
-def test_cache_is_reused_then_rebuilt_when_a_source_changes(copy_root: Path, monkeypatch) -> None:
-    layout = isic2016_split(copy_root, "test")
-    first = load_split(layout, size=64, progress=False)
-    decoded = []
-    original = dataset.load_pair
-    monkeypatch.setattr(dataset, "load_pair", lambda *a: decoded.append(a) or original(*a))
-    again = load_split(layout, size=64, progress=False)
-    assert decoded == [] and np.array_equal(first.images, again.images)
-
-    changed = first.image_paths[0]
-    Image.new("RGB", (192, 160), (10, 200, 30)).save(changed)
-    rebuilt = load_split(layout, size=64, progress=False)
-    assert len(decoded) == 8
-    assert tuple(rebuilt.images[0, 0, 0]) != tuple(first.images[0, 0, 0])
 
 
 def test_missing_folder_is_named(tmp_path: Path) -> None:
@@ -469,101 +451,6 @@ def test_mask_files_among_the_images_are_refused(copy_root: Path) -> None:
     with pytest.raises(DatasetError, match=r"1 file\(s\) in the images folder .* are named like "
                                            r"masks .*SYNTH_0020_Segmentation\.png"):
         load_train(copy_root)
-
-
-def cache_files(cache: Path) -> list[Path]:
-    return sorted(cache.glob("*.npz"))
-
-
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
-def test_corrupt_cache_file_is_rebuilt_with_a_warning(copy_root: Path, tmp_path: Path,
-                                                      damage: str, monkeypatch) -> None:
-    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
-    first = load_split(layout, size=64, cache_dir=cache, progress=False)
-    [cache_file] = cache_files(cache)
-    data = cache_file.read_bytes()
-    cache_file.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"garbage" * 99)
-    with pytest.warns(UserWarning, match=f"Cache file {cache_file} is unreadable"):
-        again = load_split(layout, size=64, cache_dir=cache, progress=False)
-    assert np.array_equal(again.images, first.images) and np.array_equal(again.masks, first.masks)
-    monkeypatch.setattr(dataset, "load_pair", lambda *a: pytest.fail("decoded again"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        third = load_split(layout, size=64, cache_dir=cache, progress=False)  # rewritten
-    assert np.array_equal(third.masks, first.masks)
-
-
-def test_unwritable_cache_folder_warns_and_loads_without_it(copy_root: Path,
-                                                            tmp_path: Path) -> None:
-    blocker = tmp_path / "not_a_folder"
-    blocker.write_text("a file where the cache folder should be")
-    cache = blocker / "cache"
-    with pytest.warns(UserWarning, match=f"Cannot write the decode cache in {cache}") as caught:
-        data = load_split(isic2016_split(copy_root, "test"), size=64, cache_dir=cache,
-                          progress=False)
-    assert len(caught) == 1
-    assert len(data) == 8 and data.masks.any(axis=(1, 2)).all()
-
-
-def test_stale_sweep_keeps_other_processes_temporary_files(copy_root: Path,
-                                                           tmp_path: Path) -> None:
-    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
-    load_split(layout, size=64, cache_dir=cache, progress=False)
-    [current] = cache_files(cache)
-    stem = current.name[: -len("-0123456789abcdef0123.npz")]
-    foreign_tmp = cache / f".{current.stem}.k3j2h1.tmp.npz"  # another process, mid-write
-    foreign_tmp.write_bytes(b"half written")
-    other_size = cache / f"{stem[:-3]}-32-0123456789abcdef0123.npz"
-    other_size.write_bytes(b"the 32px cache")
-    Image.new("RGB", (192, 160), (10, 200, 30)).save(layout.images_dir / "SYNTH_0025.jpg")
-    load_split(layout, size=64, cache_dir=cache, progress=False)  # a new key: sweeps `current`
-    assert not current.exists()
-    assert foreign_tmp.read_bytes() == b"half written" and other_size.exists()
-
-
-def test_cache_file_vanishing_during_the_sweep_is_tolerated(copy_root: Path, tmp_path: Path,
-                                                            monkeypatch) -> None:
-    layout, cache = isic2016_split(copy_root, "test"), tmp_path / "cache"
-    load_split(layout, size=64, cache_dir=cache, progress=False)
-    [stale] = cache_files(cache)
-    original_unlink = Path.unlink
-
-    def removed_by_another_process_first(self: Path, missing_ok: bool = False) -> None:
-        if self == stale:
-            original_unlink(self)  # the other process wins the race
-        original_unlink(self, missing_ok=missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", removed_by_another_process_first)
-    Image.new("RGB", (192, 160), (10, 200, 30)).save(layout.images_dir / "SYNTH_0025.jpg")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        data = load_split(layout, size=64, cache_dir=cache, progress=False)
-    assert len(data) == 8 and not stale.exists() and len(cache_files(cache)) == 1
-
-
-def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: Path) -> None:
-    layout, cache = isic2016_split(copy_root, "train"), tmp_path / "cache"
-    results: dict[int, object] = {}
-
-    def load(worker: int) -> None:
-        try:
-            results[worker] = load_split(layout, size=64, cache_dir=cache, progress=False)
-        except Exception as error:  # noqa: BLE001 - reported below
-            results[worker] = error
-
-    for _ in range(3):
-        for path in cache_files(cache):
-            path.unlink()
-        threads = [threading.Thread(target=load, args=(w,)) for w in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        first, second = results[0], results[1]
-        assert isinstance(first, dataset.SegmentationSet), first
-        assert isinstance(second, dataset.SegmentationSet), second
-        assert np.array_equal(first.images, second.images)
-        assert len(cache_files(cache)) == 1
 
 
 @pytest.mark.parametrize(("n", "fraction"), [(1, 0.5), (4, 0.9), (10, 0.99)])

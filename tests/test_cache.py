@@ -1,0 +1,266 @@
+"""The decode cache: reuse, incremental rebuild, interrupted decodes, damaged files, parallel
+decoding, and splits read from disk batch by batch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import helpers.cache as cache_module
+import helpers.data as dataset
+from helpers.batches import TensorSet
+from helpers.cache import DiskArray
+from helpers.data import DatasetError, isic2016_split, load_isic2016, load_split
+from helpers.runs import data_fingerprint
+from helpers.train import TrainConfig, build_model, fit
+
+
+@pytest.fixture
+def copy_root(synthetic_root: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the synthetic data set."""
+    target = tmp_path / "data"
+    shutil.copytree(synthetic_root, target)
+    return target
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The ids :func:`helpers.data.load_pair` decodes from now on (in this process)."""
+    ids: list[str] = []
+    original = dataset.load_pair
+
+    def counting(pair, size):
+        ids.append(pair.id)
+        return original(pair, size)
+
+    monkeypatch.setattr(dataset, "load_pair", counting)
+    return ids
+
+
+def shards(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*/shard-*.json"))
+
+
+def load(layout, cache: Path, **options):
+    return load_split(layout, size=64, cache_dir=cache, progress=False, **options)
+
+
+def test_a_second_load_decodes_nothing(copy_root: Path, tmp_path: Path, decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    assert len(decoded) == 8
+    again = load(layout, tmp_path)
+    assert len(decoded) == 8
+    assert np.array_equal(first.images, again.images)
+    assert np.array_equal(first.masks, again.masks)
+    assert np.array_equal(first.original_sizes, again.original_sizes)
+
+
+def test_a_changed_file_alone_is_decoded_again(copy_root: Path, tmp_path: Path,
+                                               decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    Image.new("RGB", (192, 160), (10, 200, 30)).save(first.image_paths[3])
+    decoded.clear()
+    again = load(layout, tmp_path)
+    assert decoded == [first.ids[3]]
+    assert tuple(again.images[3, 0, 0]) == (10, 200, 30)
+    others = [i for i in range(8) if i != 3]
+    assert np.array_equal(again.images[others], first.images[others])
+
+
+def test_an_added_pair_alone_is_decoded(copy_root: Path, tmp_path: Path, decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    shutil.copy(first.image_paths[0], layout.images_dir / "SYNTH_0000.jpg")
+    shutil.copy(first.mask_paths[0], layout.masks_dir / "SYNTH_0000_Segmentation.png")
+    decoded.clear()
+    again = load(layout, tmp_path)
+    assert decoded == ["SYNTH_0000"] and again.ids[0] == "SYNTH_0000"
+    assert np.array_equal(again.images[1:], first.images)
+    assert np.array_equal(again.images[0], first.images[0])
+
+
+def test_an_interrupted_decode_keeps_its_finished_shards(copy_root: Path, tmp_path: Path,
+                                                         decoded, monkeypatch) -> None:
+    monkeypatch.setattr(cache_module, "SHARD_BYTES", 3 * 64 * 64 * 4)  # 3 images a shard
+    layout = isic2016_split(copy_root, "test")
+    counting = dataset.load_pair
+
+    def interrupted_at_the_fifth(pair, size):
+        if len(decoded) == 4:
+            raise KeyboardInterrupt
+        return counting(pair, size)
+
+    monkeypatch.setattr(dataset, "load_pair", interrupted_at_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        load(layout, tmp_path)
+    assert len(shards(tmp_path)) == 1  # images 1-3; the fourth was not in a finished shard
+    monkeypatch.setattr(dataset, "load_pair", counting)
+    decoded.clear()
+    data = load(layout, tmp_path)
+    assert decoded == data.ids[3:]
+    reference = load(layout, tmp_path / "fresh")
+    assert np.array_equal(data.images, reference.images)
+
+
+def test_shards_no_longer_used_are_removed_but_not_temporary_files(copy_root: Path,
+                                                                   tmp_path: Path) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    [old] = shards(tmp_path)
+    foreign_tmp = old.parent / f".{old.stem}.images.k3j2h1.tmp.npy"  # another process's
+    foreign_tmp.write_bytes(b"half written")
+    version_2 = tmp_path / f"{old.parent.name}-0123456789abcdef0123.npz"
+    version_2.write_bytes(b"a cache of the previous version")
+    for path in first.image_paths:  # every image changes: no row of the old shard is used
+        os.utime(path, ns=(1, 1))
+    load(layout, tmp_path)
+    assert old not in shards(tmp_path) and len(shards(tmp_path)) == 1
+    assert not list(old.parent.glob(f"{old.stem}.*.npy"))
+    assert foreign_tmp.read_bytes() == b"half written"
+    assert not version_2.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "index"])
+def test_a_damaged_shard_is_decoded_again_with_a_warning(copy_root: Path, tmp_path: Path,
+                                                         damage: str, decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    [index] = shards(tmp_path)
+    target = index if damage == "index" else index.with_suffix(".images.npy")
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"garbage" * 99)
+    decoded.clear()
+    with pytest.warns(UserWarning, match=f"Cache shard {index.with_suffix('')} is unreadable"):
+        again = load(layout, tmp_path)
+    assert len(decoded) == 8
+    assert np.array_equal(again.images, first.images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(layout, tmp_path)  # rewritten: no warning, nothing decoded
+    assert len(decoded) == 8
+
+
+def test_an_unwritable_cache_folder_warns_and_loads_without_it(copy_root: Path,
+                                                               tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = blocker / "cache"
+    with pytest.warns(UserWarning, match=f"Cannot write the decode cache in {cache}") as caught:
+        data = load(isic2016_split(copy_root, "test"), cache)
+    assert len(caught) == 1
+    assert len(data) == 8 and data.masks.any(axis=(1, 2)).all()
+
+
+def test_a_file_vanishing_during_the_sweep_is_tolerated(copy_root: Path, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    [stale] = shards(tmp_path)
+    original_unlink = Path.unlink
+
+    def removed_by_another_process_first(self: Path, missing_ok: bool = False) -> None:
+        if self == stale:
+            original_unlink(self)  # the other process wins the race
+        original_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", removed_by_another_process_first)
+    for path in first.image_paths:
+        os.utime(path, ns=(1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load(layout, tmp_path)
+    assert len(data) == 8 and not stale.exists() and len(shards(tmp_path)) == 1
+
+
+def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: Path) -> None:
+    layout, cache = isic2016_split(copy_root, "train"), tmp_path / "cache"
+    results: dict[int, object] = {}
+
+    def load_in_thread(worker: int) -> None:
+        try:
+            results[worker] = load(layout, cache)
+        except Exception as error:  # noqa: BLE001 - reported below
+            results[worker] = error
+
+    for _ in range(3):
+        shutil.rmtree(cache, ignore_errors=True)
+        threads = [threading.Thread(target=load_in_thread, args=(w,)) for w in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first, second = results[0], results[1]
+        assert isinstance(first, dataset.SegmentationSet), first
+        assert isinstance(second, dataset.SegmentationSet), second
+        assert np.array_equal(first.images, second.images)
+        assert len(shards(cache)) == 1
+
+
+def test_decoding_in_worker_processes_gives_the_same_arrays(copy_root: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
+    layout = isic2016_split(copy_root, "train")
+    alone = load(layout, tmp_path / "one", workers=1)
+    parallel = load(layout, tmp_path / "two", workers=2)
+    assert alone.ids == parallel.ids
+    assert np.array_equal(alone.images, parallel.images)
+    assert np.array_equal(alone.masks, parallel.masks)
+    assert np.array_equal(alone.original_sizes, parallel.original_sizes)
+
+
+def test_worker_processes_pass_on_errors_and_warnings(copy_root: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
+    layout = isic2016_split(copy_root, "train")
+    dot = np.zeros((160, 192), np.uint8)
+    dot[80:83, 90:93] = 255  # vanishes at 32x32, and is tiny: a warning
+    Image.fromarray(dot).save(layout.masks_dir / "SYNTH_0012_Segmentation.png")
+    with pytest.warns(UserWarning, match=r"SYNTH_0012_Segmentation\.png has a lesion of 9 "):
+        load_split(layout, size=32, cache_dir=tmp_path, progress=False, workers=2)
+    (layout.images_dir / "SYNTH_0005.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"Cannot read image .*SYNTH_0005\.jpg"):
+        load(layout, tmp_path, workers=2)
+
+
+def test_a_split_on_disk_reads_like_one_in_memory(synthetic_root: Path, tmp_path: Path) -> None:
+    layout = isic2016_split(synthetic_root, "train")
+    in_memory = load(layout, tmp_path)
+    on_disk = load(layout, tmp_path, in_memory_gb=0)
+    assert isinstance(on_disk.images, DiskArray) and isinstance(in_memory.images, np.ndarray)
+    assert on_disk.images.shape == in_memory.images.shape and on_disk.image_size == 64
+    for key in (5, -1, slice(2, 9, 3), [7, 0, 7], np.array([3, 1]), torch.tensor([4, 2])):
+        assert np.array_equal(on_disk.images[key], in_memory.images[key]), key
+        assert np.array_equal(on_disk.masks[key], in_memory.masks[key]), key
+    part = on_disk.subset([9, 4, 11])
+    assert isinstance(part.images, DiskArray)
+    assert np.array_equal(np.asarray(part.images), in_memory.images[[9, 4, 11]])
+    index = torch.tensor([6, 1, 20])
+    for got, expected in zip(TensorSet(on_disk).batch(index), TensorSet(in_memory).batch(index),
+                             strict=True):
+        assert torch.equal(got, expected)
+
+
+def test_training_from_disk_gives_the_same_history_and_fingerprint(synthetic_root: Path,
+                                                                   tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
+                         decoder_lr=1e-3)
+    histories, prints = [], []
+    for name, limit in (("memory", 4.0), ("disk", 0.0)):
+        splits = load_isic2016(synthetic_root, size=64, val_fraction=0.25,
+                               cache_dir=tmp_path / "cache", in_memory_gb=limit)
+        assert isinstance(splits.train.images, DiskArray) == (limit == 0)
+        prints.append(data_fingerprint(splits.train, splits.val, True))
+        histories.append(fit(build_model(config), splits.train, splits.val, config,
+                             tmp_path / name, progress=False).drop(columns="seconds"))
+    assert prints[0] == prints[1]
+    assert histories[0].equals(histories[1])
