@@ -2,7 +2,8 @@
 
 - ``config``    presets -> one checked, frozen RunConfig (the only place for defaults)
 - ``paths``     repository paths; paths shown without the machine's folders
-- ``data``      find, check, decode and cache image/mask pairs; a run's splits
+- ``data``      find, check and decode image/mask pairs; a run's splits
+- ``cache``     the decode cache: shards on disk, per-file reuse, rows read on demand
 - ``batches``   uint8 arrays to normalised batches; paired augmentation
 - ``synthetic`` SYNTHETIC lesions for tests and the demo
 - ``weights``   the verified ImageNet MobileNetV2 weights, also offline

@@ -164,14 +164,19 @@ class DiskArray:
         return f"DiskArray(shape={self.shape}, dtype={self.dtype}, files={len(self.files)})"
 
 
-def array_chunks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[bytes]:
-    """The bytes of ``array`` in order, a block of rows at a time (for hashing big arrays)."""
+def row_blocks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[np.ndarray]:
+    """``array`` in order, ``rows`` rows at a time, in RAM or on disk alike."""
     if isinstance(array, DiskArray):
-        for chunk in array.chunks(rows):
-            yield chunk.tobytes()
+        yield from array.chunks(rows)
     else:
         for first in range(0, len(array), rows):
-            yield np.ascontiguousarray(array[first:first + rows]).tobytes()
+            yield np.ascontiguousarray(array[first:first + rows])
+
+
+def array_chunks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[bytes]:
+    """The bytes of ``array`` in order, a block of rows at a time (for hashing big arrays)."""
+    for block in row_blocks(array, rows):
+        yield block.tobytes()
 
 
 def source_key(image_path: Path, mask_path: Path) -> str:

@@ -62,7 +62,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers.cache import DiskArray, SplitCache, rows_per_shard, source_key
+from helpers.cache import DiskArray, SplitCache, row_blocks, rows_per_shard, source_key
 from helpers.paths import SYNTHETIC_ROOT
 
 if TYPE_CHECKING:
@@ -440,6 +440,11 @@ class SegmentationSet:
 
     def index_of(self, sample_id: str) -> int:
         return self.ids.index(sample_id)
+
+    def coverage(self) -> np.ndarray:
+        """The share of each image that is lesion, (N,) (read a block at a time)."""
+        blocks = [block.mean(axis=(1, 2)) for block in row_blocks(self.masks)]
+        return np.concatenate(blocks) if blocks else np.zeros(0)
 
 
 def _rows(array: np.ndarray | DiskArray, idx: np.ndarray) -> np.ndarray | DiskArray:

@@ -63,7 +63,7 @@ def distributions(sets: dict[str, SegmentationSet], title: str) -> Figure:
     """Lesion coverage (mask area fraction) per split, and the original image sizes."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     for name, data in sets.items():
-        left.hist(data.masks.mean(axis=(1, 2)), bins=25, range=(0, 1), alpha=0.6, label=name)
+        left.hist(data.coverage(), bins=25, range=(0, 1), alpha=0.6, label=name)
         right.scatter(data.original_sizes[:, 1], data.original_sizes[:, 0], s=10, alpha=0.5,
                       label=name)
     left.set(xlabel="lesion area / image area", ylabel="images", title="Lesion coverage")

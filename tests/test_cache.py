@@ -241,6 +241,7 @@ def test_a_split_on_disk_reads_like_one_in_memory(synthetic_root: Path, tmp_path
     for key in (5, -1, slice(2, 9, 3), [7, 0, 7], np.array([3, 1]), torch.tensor([4, 2])):
         assert np.array_equal(on_disk.images[key], in_memory.images[key]), key
         assert np.array_equal(on_disk.masks[key], in_memory.masks[key]), key
+    assert np.array_equal(on_disk.coverage(), in_memory.masks.mean(axis=(1, 2)))
     part = on_disk.subset([9, 4, 11])
     assert isinstance(part.images, DiskArray)
     assert np.array_equal(np.asarray(part.images), in_memory.images[[9, 4, 11]])

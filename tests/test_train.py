@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from helpers.data import load_isic2016
 from helpers.runs import RunFolderError
@@ -212,3 +213,18 @@ def test_a_cosine_run_cannot_be_extended_to_more_epochs(splits, tmp_path: Path) 
     run(splits, tmp_path, epochs=2, schedule="cosine")
     with pytest.raises(RunFolderError, match="epochs: 2 there, 3 now"):
         run(splits, tmp_path, epochs=3, resume=True, schedule="cosine")
+
+
+@pytest.mark.parametrize(("frozen", "compiled"), [(True, "decoder"), (False, "model")])
+def test_compile_setting_compiles_what_trains(splits, tmp_path: Path, monkeypatch,
+                                              frozen: bool, compiled: str) -> None:
+    # What torch.compile itself does is measured by the benchmark (minutes of compiling);
+    # here: fit compiles the decoder alone when encoder features are cached, else the model.
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, *a, **k: seen.append(module))
+    config = TrainConfig(epochs=1, batch_size=6, freeze_encoder=frozen,
+                         encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-3, compile=True)
+    model = build_model(config)
+    fit(model, splits.train, splits.val, config, tmp_path, progress=False)
+    assert seen == [model.decoder if compiled == "decoder" else model]
+    assert json.loads((tmp_path / "config.json").read_text())["compile"] is True
