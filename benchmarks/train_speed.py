@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from helpers.atomic import write_text
 from helpers.batches import TensorSet, normalise
@@ -152,6 +152,24 @@ def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / seconds / 1e9
 
 
+def _conv_backward_flop(grad_out_shape: list[int], x_shape: list[int], w_shape: list[int],
+                        _bias: object, _stride: object, _padding: object, _dilation: object,
+                        transposed: bool, _output_padding: object, _groups: int,
+                        output_mask: list[bool], out_shape: object = None, **kwargs: object
+                        ) -> int:
+    """A convolution's backward: the input gradient and the weight gradient each take as
+    many multiply-adds as the forward. (torch's own formula ignores the groups in the weight
+    gradient, which counts a depthwise convolution's ``channels`` times over.)"""
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter with grouped convolutions' backward counted correctly."""
+    return FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten.convolution_backward: _conv_backward_flop})
+
+
 def step_flops(config: TrainConfig, size: int, batch_size: int) -> int:
     """FLOPs of one training step (forward and backward) as ``fit`` runs it: the decoder
     alone on cached features when the encoder is frozen, else the whole model."""
@@ -159,7 +177,7 @@ def step_flops(config: TrainConfig, size: int, batch_size: int) -> int:
     images = torch.randn(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
     masks = torch.rand(batch_size, 1, size, size).round()
     features = [f.detach() for f in model.encoder(images)] if config.freeze_encoder else None
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         logits = model.decoder(features, images) if features is not None else model(images)
         segmentation_loss(logits, masks).backward()
     return counter.get_total_flops()
@@ -202,7 +220,7 @@ def limits(results: dict, batch_size: int) -> dict:
         encoder_forward = 0.0
         if frozen:
             model = build_model(config)
-            with FlopCounterMode(display=False) as counter, torch.no_grad():
+            with flop_counter() as counter, torch.no_grad():
                 model.encoder(torch.randn(batch_size, 3, row["size"], row["size"]))
             encoder_forward = counter.get_total_flops() / batch_size
         reference_flops = per_image + encoder_forward
