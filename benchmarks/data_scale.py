@@ -7,7 +7,7 @@ For each count N, SYNTHETIC training sets of N images (512×512 JPEGs, written o
 measured, each step in a fresh process so that its peak resident memory is its own:
 
 * ``decode``: :func:`helpers.data.load_split` at 256² into an empty cache, by all cores
-  (images/s, cache size on disk; peak RSS of the main process and of the largest worker);
+  (images/s, cache size on disk; peak RSS of the main process, which writes the shards);
 * ``epoch``: one fine-tuned training epoch (batch 45) with the split read from the disk cache
   batch by batch, as it is for a split over ``in_memory_gb`` (seconds, images/s, peak RSS);
 * ``in_memory``: the same split loaded into RAM instead (peak RSS), for contrast.
@@ -85,8 +85,9 @@ def write_sets(counts: list[int]) -> dict[int, Path]:
     return sets
 
 
-def _peak_mib(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def _peak_mib() -> float:
+    """This process's peak resident memory (the decoding workers' not included)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(step: str, root: Path, cache: Path) -> dict:
@@ -102,8 +103,7 @@ def measure(step: str, root: Path, cache: Path) -> dict:
         seconds = time.perf_counter() - began
         size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
         return {"seconds": seconds, "images_per_s": len(data) / seconds, "cache_bytes": size,
-                "peak_rss_mib": _peak_mib(),
-                "peak_worker_rss_mib": _peak_mib(resource.RUSAGE_CHILDREN)}
+                "peak_rss_mib": _peak_mib()}
     if step == "in_memory":
         data = load_split(layout, SIZE, cache, progress=False, in_memory_gb=float("inf"))
         return {"seconds": time.perf_counter() - began, "array_bytes":

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -44,7 +46,6 @@ class NpyRows:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._file: io.FileIO | None = None
         with open(self.path, "rb") as file:
             version = np.lib.format.read_magic(file)
             if version == (1, 0):
@@ -61,36 +62,27 @@ class NpyRows:
         if actual != expected:
             raise ValueError(f"{self.path} has {actual} bytes, not {expected} (truncated?)")
 
-    def read(self, first: int, count: int, out: np.ndarray) -> None:
-        """Rows ``first .. first + count - 1`` into ``out`` (contiguous, ``count`` rows)."""
-        if self._file is None:  # opened once and kept: a removed file stays readable (POSIX)
-            self._file = io.FileIO(self.path, "r")
+    def read(self, file: BinaryIO, first: int, out: np.ndarray) -> None:
+        """Rows ``first, first + 1, ...`` into ``out`` (as many as it holds), from ``file``
+        (this file, opened by the caller)."""
         view = memoryview(out).cast("B")
-        self._file.seek(self.offset + first * self.row_bytes)
+        file.seek(self.offset + first * self.row_bytes)
         done = 0
         while done < len(view):
-            got = self._file.readinto(view[done:])
+            got = file.readinto(view[done:])
             if not got:
                 raise OSError(f"{self.path} ended early (changed while in use?)")
             done += got
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    __del__ = close
-
-    def __getstate__(self) -> dict:  # a copy opens its own file
-        return {**self.__dict__, "_file": None}
 
 
 class DiskArray:
     """An (N, ...) array whose rows live in ``.npy`` files and are read when indexed.
 
-    ``array[i]`` is one row, ``array[indices]`` (a slice, a list, a NumPy or torch index
-    array) the stacked rows, in that order; ``np.asarray(array)`` reads everything. Only the
-    rows asked for are ever in memory, so a split may be larger than the RAM.
+    ``array[i]`` is one row, ``array[rows]`` (a slice, a list, a NumPy or torch index array,
+    a boolean mask) the stacked rows, in that order; ``np.asarray(array)`` reads everything.
+    Only rows can be indexed (``array[i][y, x]``, not ``array[i, y, x]``). Only the rows asked
+    for are ever in memory, so a split may be larger than the RAM. Every read opens the files
+    it needs afresh, so threads and worker processes may share a DiskArray.
     """
 
     def __init__(self, files: Sequence[NpyRows], where: np.ndarray) -> None:
@@ -115,46 +107,53 @@ class DiskArray:
         return len(self) * self.files[0].row_bytes
 
     def rows_of(self, key: object) -> np.ndarray:
-        """The row numbers ``key`` selects (negative and boolean indexing as in NumPy)."""
-        return np.arange(len(self))[np.asarray(key) if not isinstance(key, slice) else key]
+        """The row numbers ``key`` selects, as NumPy would select them (negative numbers count
+        from the end, a boolean mask picks the rows where it is true)."""
+        if isinstance(key, tuple):
+            raise TypeError("a DiskArray is indexed by rows only: array[rows], then index "
+                            "the rows it returns")
+        if not isinstance(key, slice):
+            key = np.asarray(key)
+            if key.size == 0:
+                key = key.astype(np.int64)  # [] would be a float array
+        return np.arange(len(self))[key]
 
     def __getitem__(self, key: object) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self.read(self.rows_of(key).reshape(1))[0]
-        return self.read(self.rows_of(key))
+        rows = self.rows_of(key)
+        if rows.ndim == 0:  # one row: an int, a NumPy or a 0-d torch integer
+            return self.read(rows.reshape(1))[0]
+        return self.read(rows)
 
     def take(self, indices: object) -> DiskArray:
         """A DiskArray of the rows at ``indices``, nothing read yet."""
         return DiskArray(self.files, self.where[self.rows_of(indices)])
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        """The rows numbered ``rows``, stacked. Rows next to each other in one file are read in
-        one go."""
+        """The rows numbered ``rows``, stacked. Rows that lie next to each other in one file
+        are read in one go."""
         out = np.empty((len(rows), *self.row_shape), self.dtype)
+        if not len(rows):
+            return out
         targets = self.where[rows]
         order = np.lexsort((targets[:, 1], targets[:, 0]))  # by file, then row
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while (end < len(order) and targets[order[end], 0] == targets[order[start], 0]
-                   and targets[order[end], 1] == targets[order[end - 1], 1] + 1):
-                end += 1
-            file, first = targets[order[start]]
-            block = np.empty((end - start, *self.row_shape), self.dtype)
-            self.files[file].read(int(first), end - start, block)
-            out[order[start:end]] = block
-            start = end
+        ordered = targets[order]
+        # a run of rows ends where the file changes or the next row is not the following one
+        ends = np.flatnonzero((np.diff(ordered[:, 0]) != 0) | (np.diff(ordered[:, 1]) != 1)) + 1
+        with contextlib.ExitStack() as stack:
+            opened: dict[int, BinaryIO] = {}
+            for start, end in zip([0, *ends], [*ends, len(order)], strict=True):
+                file, first = (int(v) for v in ordered[start])
+                if file not in opened:
+                    opened[file] = stack.enter_context(open(self.files[file].path, "rb"))
+                block = np.empty((end - start, *self.row_shape), self.dtype)
+                self.files[file].read(opened[file], first, block)
+                out[order[start:end]] = block
         return out
 
     def chunks(self, rows: int = 256) -> Iterator[np.ndarray]:
         """The array in order, ``rows`` rows at a time."""
         for first in range(0, len(self), rows):
             yield self.read(np.arange(first, min(first + rows, len(self))))
-
-    def close(self) -> None:
-        """Close the files (reading again reopens them)."""
-        for file in self.files:
-            file.close()
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         whole = self.read(np.arange(len(self)))
@@ -195,6 +194,15 @@ def rows_per_shard(size: int) -> int:
 
 
 @dataclass
+class Shard:
+    """One shard's arrays and, per row, its id, source key and original size."""
+
+    images: NpyRows
+    masks: NpyRows
+    rows: list[dict]
+
+
+@dataclass
 class Found:
     """The cached samples of a split: where each key is, and what is missing."""
 
@@ -211,23 +219,40 @@ class SplitCache:
         self.folder, self.size = Path(folder), size
         self.used: set[str] | None = None  # set by a find() that found every key
 
-    def _shards(self) -> dict[str, tuple[NpyRows, NpyRows, list[dict]]]:
+    def check_writable(self) -> None:
+        """Make the folder and write a file there; raises OSError if that cannot be done."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.folder):
+            pass
+
+    def _read_shard(self, name: str) -> Shard | None:
+        """One shard, checked; None if it belongs to another cache version or size (it is
+        not used, and a sweep removes it). A damaged shard raises."""
+        index = json.loads((self.folder / f"{name}.json").read_text(encoding="utf-8"))
+        if index.get("version") != CACHE_VERSION or index.get("size") != self.size:
+            return None
+        rows, size = index["rows"], self.size
+        for row in rows:
+            if not (isinstance(row["id"], str) and isinstance(row["source"], str)
+                    and len(row["original_size"]) == 2
+                    and all(isinstance(v, int) for v in row["original_size"])):
+                raise ValueError(f"a row of its index is not (id, source, original size): {row}")
+        images = NpyRows(self.folder / f"{name}.images.npy")
+        masks = NpyRows(self.folder / f"{name}.masks.npy")
+        n = len(rows)
+        if (images.shape != (n, size, size, 3) or masks.shape != (n, size, size)
+                or images.dtype != np.uint8 or masks.dtype != np.uint8):
+            raise ValueError(f"arrays of shape {images.shape} and {masks.shape} for {n} rows "
+                             f"of {size}x{size}")
+        return Shard(images, masks, rows)
+
+    def _shards(self) -> dict[str, Shard]:
         """The readable shards by name; a damaged one is reported, removed and ignored."""
         shards = {}
         for index_path in sorted(self.folder.glob("shard-*.json")):
             name = index_path.name[: -len(".json")]
             try:
-                index = json.loads(index_path.read_text(encoding="utf-8"))
-                images = NpyRows(self.folder / f"{name}.images.npy")
-                masks = NpyRows(self.folder / f"{name}.masks.npy")
-                rows = index["rows"]
-                n, size = len(rows), self.size
-                if index["version"] != CACHE_VERSION or index["size"] != size:
-                    raise ValueError(f"version {index['version']}, size {index['size']}")
-                if (images.shape != (n, size, size, 3) or masks.shape != (n, size, size)
-                        or images.dtype != np.uint8 or masks.dtype != np.uint8):
-                    raise ValueError(f"arrays of shape {images.shape} and {masks.shape} for "
-                                     f"{n} rows of {size}x{size}")
+                shard = self._read_shard(name)
             except FileNotFoundError:
                 continue  # removed by another process meanwhile
             except (OSError, ValueError, KeyError, TypeError) as error:
@@ -236,7 +261,8 @@ class SplitCache:
                               stacklevel=4)
                 self._remove(name)
                 continue
-            shards[name] = (images, masks, rows)
+            if shard is not None:
+                shards[name] = shard
         return shards
 
     def find(self, keys: list[str]) -> Found:
@@ -247,7 +273,7 @@ class SplitCache:
         names = list(shards)
         location: dict[str, tuple[int, int, list[int]]] = {}
         for number, name in enumerate(names):
-            for row, entry in enumerate(shards[name][2]):
+            for row, entry in enumerate(shards[name].rows):
                 location[entry["source"]] = (number, row, entry["original_size"])
         where = np.zeros((len(keys), 2), np.int64)  # (shard, row) of each key
         sizes = np.zeros((len(keys), 2), np.int64)
@@ -262,13 +288,14 @@ class SplitCache:
         self.used = None if missing else {names[s] for s in set(where[:, 0].tolist())}
         if not names:
             return Found(None, None, sizes, missing)
-        return Found(DiskArray([shards[n][0] for n in names], where),
-                     DiskArray([shards[n][1] for n in names], where), sizes, missing)
+        return Found(DiskArray([shards[n].images for n in names], where),
+                     DiskArray([shards[n].masks for n in names], where), sizes, missing)
 
     def add(self, entries: list[dict], images: np.ndarray, masks: np.ndarray) -> None:
-        """Write one shard: ``entries`` (id, source, original_size per row) and its arrays."""
-        key = hashlib.sha256("\n".join(e["source"] for e in entries).encode()).hexdigest()[:20]
-        name = f"shard-{key}"
+        """Write one shard: ``entries`` (id, source, original_size per row) and its arrays;
+        the index last, so that a shard without one does not exist."""
+        sources = "\n".join([str(CACHE_VERSION), *(e["source"] for e in entries)])
+        name = f"shard-{hashlib.sha256(sources.encode()).hexdigest()[:20]}"
         for part, array in (("images", images), ("masks", masks)):
             with atomic_path(self.folder / f"{name}.{part}.npy") as tmp:
                 np.save(tmp, array)
@@ -276,16 +303,25 @@ class SplitCache:
             {"version": CACHE_VERSION, "size": self.size, "rows": entries}))
 
     def sweep(self) -> None:
-        """Remove the shards that the last :meth:`find`, which found every key, did not use
-        (never temporary files, which start with a dot)."""
+        """Remove the shards that the last :meth:`find`, which found every key, did not use;
+        and arrays left without an index (a crash while writing, a removal that failed) once
+        they are an hour old. Never another process's temporary files (names with a dot)."""
         if self.used is None:
             return
         for index_path in self.folder.glob("shard-*.json"):
             name = index_path.name[: -len(".json")]
             if name not in self.used:
                 self._remove(name)
+        an_hour_ago = time.time() - 3600
+        for array in self.folder.glob("shard-*.npy"):
+            index = self.folder / f"{array.name.split('.')[0]}.json"
+            with contextlib.suppress(OSError):
+                if not index.exists() and array.stat().st_mtime < an_hour_ago:
+                    array.unlink()
 
     def _remove(self, name: str) -> None:
-        for suffix in (".json", ".images.npy", ".masks.npy"):  # the index first
+        # The index first: without it the shard is gone at once, even if an array cannot be
+        # removed yet (on Windows, while another process reads it; a later sweep will).
+        for suffix in (".json", ".images.npy", ".masks.npy"):
             with contextlib.suppress(OSError):
                 (self.folder / f"{name}{suffix}").unlink(missing_ok=True)

@@ -7,10 +7,11 @@ Two folder layouts are understood:
 * a generic one (:class:`SplitLayout`): an images folder and a masks folder per split, with a
   configurable mask file name pattern such as ``"{id}_mask.png"``.
 
-Every JPEG is decoded and resized once, by all cores, into the cache of :mod:`helpers.cache`
-(keyed by each source file's name, size and modification time: a changed or added file is
-decoded again, alone), so later epochs, notebooks and runs load a split in a fraction of a
-second. A split larger than :data:`IN_MEMORY_LIMIT_GB` stays on disk and is read batch by batch.
+Every JPEG is decoded and resized once (by all cores, for a few hundred images or more) into
+the cache of :mod:`helpers.cache`, keyed by each source file's name, size and modification
+time: a changed or added file is decoded again, alone. Later epochs, notebooks and runs load
+a split in a fraction of a second. A split larger than ``in_memory_gb`` (a setting) stays on
+disk and is read batch by batch.
 
 Bad input never gives a silently wrong result: it is converted when its meaning is clear and
 refused with a :class:`DatasetError` naming the file and the problem otherwise.
@@ -45,11 +46,13 @@ refused with a :class:`DatasetError` naming the file and the problem otherwise.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import functools
+import itertools
 import multiprocessing
 import os
 import re
+import signal
 import unicodedata
 import warnings
 from collections.abc import Iterator
@@ -463,35 +466,65 @@ def default_cache_dir() -> Path:
 
 
 def default_workers() -> int:
-    """Processes for decoding: one per core this process may use."""
-    with contextlib.suppress(AttributeError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """Processes for decoding: one per core this process may use (at most 61, the most
+    Windows allows)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, 61)
 
 
-def _decode(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], list[str]]:
-    """:func:`load_pair` and the warnings it gave, as text (a worker process's warnings would
-    otherwise be lost)."""
+#: A decoded pair: image, mask, original (height, width), and the warnings it gave.
+Decoded = tuple[np.ndarray, np.ndarray, tuple[int, int], list[tuple[type[Warning], str]]]
+
+
+def _decode(pair: Pair, size: int) -> Decoded:
+    """:func:`load_pair`, and the warnings it gave (a worker process's warnings would
+    otherwise be lost; the caller gives them again, through the user's warning filters)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         image, mask, original = load_pair(pair, size)
-    return image, mask, original, [str(w.message) for w in caught]
+    return image, mask, original, [(w.category, str(w.message)) for w in caught]
 
 
-def _decoded(pairs: list[Pair], size: int, workers: int
-             ) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int], list[str]]]:
-    """Every pair decoded, in order; by ``workers`` processes when there are enough pairs."""
+def _ignore_interrupts() -> None:
+    """In a decoding worker: Ctrl-C is for the main process, which then stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _decoding(pairs: list[Pair], size: int, workers: int) -> Iterator[Iterator[Decoded]]:
+    """Every pair decoded, in order: by ``workers`` processes when there are enough pairs,
+    never more than a few images ahead of the caller. On leaving (an error and Ctrl-C
+    included) the images not yet decoded are dropped and the workers stop."""
     if workers <= 1 or len(pairs) < PARALLEL_MIN_IMAGES:
-        for pair in pairs:
-            yield _decode(pair, size)
+        yield (_decode(pair, size) for pair in pairs)
         return
     # Not fork: the parent may have threads (PyTorch, Jupyter), and forking those can hang.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-    try:
-        yield from pool.map(functools.partial(_decode, size=size), pairs, chunksize=4)
-    finally:  # on an error or an interrupt, the queued images are dropped, not decoded
-        pool.shutdown(wait=True, cancel_futures=True)
+    context = multiprocessing.get_context(method)
+    ahead: collections.deque = collections.deque()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
+        def in_order() -> Iterator[Decoded]:
+            waiting = iter(pairs)
+            for pair in itertools.islice(waiting, 4 * workers):
+                ahead.append(pool.submit(_decode, pair, size))
+            while ahead:
+                result = ahead.popleft().result()
+                for pair in itertools.islice(waiting, 1):
+                    ahead.append(pool.submit(_decode, pair, size))
+                yield result
+        try:
+            yield in_order()
+        finally:
+            for future in ahead:
+                future.cancel()
+
+
+def _warn_again(messages: list[tuple[type[Warning], str]]) -> None:
+    for category, message in messages:
+        warnings.warn(message, category, stacklevel=4)  # at the caller of load_split
 
 
 def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], size: int,
@@ -502,17 +535,17 @@ def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], si
     entries: list[dict] = []
     images = np.empty((min(per_shard, len(pairs)), size, size, 3), np.uint8)
     masks = np.empty((len(images), size, size), np.uint8)
-    decoded = _decoded(pairs, size, workers)
-    for i, (image, mask, original, messages) in enumerate(
-            tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-        for message in messages:
-            warnings.warn(message, stacklevel=4)
-        row = len(entries)
-        images[row], masks[row] = image, mask
-        entries.append({"id": pairs[i].id, "source": keys[i], "original_size": list(original)})
-        if len(entries) == len(images) or i == len(pairs) - 1:
-            store.add(entries, images[: len(entries)], masks[: len(entries)])
-            entries = []
+    with _decoding(pairs, size, workers) as decoded:
+        for i, (image, mask, original, messages) in enumerate(
+                tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
+            _warn_again(messages)
+            row = len(entries)
+            images[row], masks[row] = image, mask
+            entries.append({"id": pairs[i].id, "source": keys[i],
+                            "original_size": list(original)})
+            if len(entries) == len(images) or i == len(pairs) - 1:
+                store.add(entries, images[: len(entries)], masks[: len(entries)])
+                entries = []
 
 
 def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool, desc: str
@@ -520,12 +553,11 @@ def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool
     images = np.empty((len(pairs), size, size, 3), np.uint8)
     masks = np.empty((len(pairs), size, size), np.uint8)
     sizes = np.empty((len(pairs), 2), np.int64)
-    decoded = _decoded(pairs, size, workers)
-    for i, (image, mask, original, messages) in enumerate(
-            tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-        for message in messages:
-            warnings.warn(message, stacklevel=4)
-        images[i], masks[i], sizes[i] = image, mask, original
+    with _decoding(pairs, size, workers) as decoded:
+        for i, (image, mask, original, messages) in enumerate(
+                tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
+            _warn_again(messages)
+            images[i], masks[i], sizes[i] = image, mask, original
     return images, masks, sizes
 
 
@@ -560,27 +592,29 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
     desc = f"Decoding {layout.images_dir.name} at {size}px"
     keys = [source_key(p.image_path, p.mask_path) for p in pairs]
     store = SplitCache(cache_dir / stem, size)
-    found = store.find(keys)
     try:
-        if found.missing:
-            missing = [pairs[i] for i in found.missing]
-            _decode_into_cache(store, missing, [keys[i] for i in found.missing], size,
-                               workers, progress, desc)
-            found = store.find(keys)
-        if found.missing:  # removed by another process meanwhile, or unreadable
-            raise OSError(f"{len(found.missing)} decoded image(s) did not stay in the cache")
+        store.check_writable()
     except OSError as error:
         warnings.warn(f"Cannot write the decode cache in {store.folder} ({error}); going on "
                       "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=2)
         images, masks, sizes = _decode_in_memory(pairs, size, workers, progress, desc)
         return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
+    found = store.find(keys)
+    for _ in range(2):  # twice: another process may remove shards meanwhile (rare)
+        if not found.missing:
+            break
+        _decode_into_cache(store, [pairs[i] for i in found.missing],
+                           [keys[i] for i in found.missing], size, workers, progress, desc)
+        found = store.find(keys)
+    if found.missing:
+        raise OSError(f"{len(found.missing)} decoded image(s) were removed from the cache "
+                      f"{store.folder} as soon as they were written: is another process "
+                      "clearing it?")
     store.sweep()
     _remove_old_caches(cache_dir, stem)
     images, masks = found.images, found.masks
     if images.nbytes + masks.nbytes <= in_memory_gb * 2**30:
         images, masks = np.asarray(images), np.asarray(masks)
-        found.images.close()
-        found.masks.close()
     return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
                            **common)
 

@@ -71,7 +71,7 @@ def choose_threshold(probs: np.ndarray, masks: np.ndarray,
                      ) -> tuple[float, pd.Series]:
     """The threshold with the highest mean per-image Jaccard on a *validation* set, and the
     mean Jaccard of every candidate. Choose it on held-out images, never on the test set."""
-    probs_t, truth = torch.from_numpy(probs), torch.from_numpy(masks).float()
+    probs_t, truth = torch.from_numpy(probs), torch.from_numpy(np.asarray(masks)).float()
     means = {float(t): per_image_scores(probs_t, truth, float(t))["iou"].mean().item()
              for t in candidates}
     table = pd.Series(means, name="mean_jaccard")

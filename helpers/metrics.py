@@ -62,6 +62,7 @@ def per_image_scores(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD
 def score_table(probs: np.ndarray | Tensor, truth: np.ndarray | Tensor,
                 ids: list[str] | None = None, threshold: float = THRESHOLD) -> pd.DataFrame:
     """Per-image metrics as a DataFrame indexed by image id (one row per image)."""
+    truth = truth if isinstance(truth, Tensor) else np.asarray(truth)  # also a DiskArray
     scores = per_image_scores(torch.as_tensor(probs), torch.as_tensor(truth), threshold)
     frame = pd.DataFrame({name: value.numpy() for name, value in scores.items()})
     if ids is not None:

@@ -443,7 +443,8 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
     train_features = val_features = None
     # A split on disk is too big for the RAM, and its encoder features are bigger still.
     if (model.encoder_frozen and config.cache_encoder_features and not config.augment
-            and not config.scale_augment and not train_set.on_disk and start <= config.epochs):
+            and not config.scale_augment and not (train_set.on_disk or val_set.on_disk)
+            and start <= config.epochs):
         train_features = encoder_features(model, train_set, config)
         val_features = encoder_features(model, val_set, config)
     if config.compile and start <= config.epochs:  # compiled on first use (epoch 1's seconds)

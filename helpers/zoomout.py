@@ -40,10 +40,11 @@ def zoom_out(images: np.ndarray, masks: np.ndarray, factor: float, ring: bool = 
     with the masks' values kept."""
     if not 0 < factor <= 1:
         raise ValueError(f"factor must be in (0, 1], not {factor}")
+    images, masks = np.array(images), np.array(masks)  # copies (also of a DiskArray)
     batch = len(images)
-    tensor = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float()
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
     top = float(masks.max()) if masks.size else 1.0
-    mask_tensor = torch.from_numpy(np.array(masks)).float()[:, None] / max(top, 1)
+    mask_tensor = torch.from_numpy(masks).float()[:, None] / max(top, 1)
     radii = torch.full((batch,), RING_RADIUS if ring else float("inf"))
     out, out_masks = zoom(tensor, mask_tensor, torch.full((batch,), float(factor)),
                           torch.zeros(batch, 2), radii, torch.tensor(RING_COLOUR).float())

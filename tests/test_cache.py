@@ -265,3 +265,72 @@ def test_training_from_disk_gives_the_same_history_and_fingerprint(synthetic_roo
                              tmp_path / name, progress=False).drop(columns="seconds"))
     assert prints[0] == prints[1]
     assert histories[0].equals(histories[1])
+
+
+def test_rows_spread_over_many_shards_read_back_in_any_order(synthetic_root: Path,
+                                                             tmp_path: Path,
+                                                             monkeypatch) -> None:
+    monkeypatch.setattr(cache_module, "SHARD_BYTES", 5 * 64 * 64 * 4)  # 5 images a shard
+    layout = isic2016_split(synthetic_root, "train")
+    in_memory = load(layout, tmp_path)
+    on_disk = load(layout, tmp_path, in_memory_gb=0)
+    assert len(on_disk.images.files) == 5  # 24 images
+    order = np.random.default_rng(0).permutation(24)
+    for rows in (order, np.concatenate([order[:7], order[:7]]), np.arange(24)[::-1]):
+        assert np.array_equal(on_disk.images[rows], in_memory.images[rows])
+        assert np.array_equal(on_disk.masks[rows], in_memory.masks[rows])
+
+
+def test_a_disk_array_is_indexed_by_rows_only(synthetic_root: Path, tmp_path: Path) -> None:
+    layout = isic2016_split(synthetic_root, "test")
+    in_memory = load(layout, tmp_path)
+    images = load(layout, tmp_path, in_memory_gb=0).images
+    assert np.array_equal(images[torch.tensor(3)], in_memory.images[3])
+    assert np.array_equal(images[np.int64(-2)], in_memory.images[-2])
+    assert images[[]].shape == (0, 64, 64, 3)
+    mask = np.zeros(8, bool)
+    mask[[1, 6]] = True
+    assert np.array_equal(images[mask], in_memory.images[mask])
+    with pytest.raises(TypeError, match="indexed by rows only"):
+        images[3, 10, 20]
+    with pytest.raises(IndexError):
+        images[8]
+
+
+def test_an_error_while_workers_decode_stops_them_without_decoding_the_rest(
+        copy_root: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(cache_module, "SHARD_BYTES", 3 * 64 * 64 * 4)  # 3 images a shard
+    submitted, shut_down = [], []
+    executor = dataset.ProcessPoolExecutor
+    original_submit, original_shutdown = executor.submit, executor.shutdown
+    monkeypatch.setattr(executor, "submit", lambda self, *a, **k: submitted.append(a[1].id)
+                        or original_submit(self, *a, **k))
+    monkeypatch.setattr(executor, "shutdown", lambda self, *a, **k: shut_down.append(True)
+                        or original_shutdown(self, *a, **k))
+
+    def disk_full(self, *args) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_module.SplitCache, "add", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        load(isic2016_split(copy_root, "train"), tmp_path, workers=2)
+    assert shut_down
+    assert len(submitted) <= 3 + 4 * 2 + 1 < 24  # a few images ahead, not the whole split
+
+
+def test_evaluation_helpers_accept_masks_on_disk(synthetic_root: Path, tmp_path: Path) -> None:
+    from helpers.evaluate import choose_threshold
+    from helpers.metrics import score_table
+    from helpers.zoomout import zoom_out_set
+
+    layout = isic2016_split(synthetic_root, "test")
+    in_memory = load(layout, tmp_path)
+    on_disk = load(layout, tmp_path, in_memory_gb=0)
+    probs = np.random.default_rng(1).random(in_memory.masks.shape, dtype=np.float32)
+    assert choose_threshold(probs, on_disk.masks)[0] == choose_threshold(probs,
+                                                                         in_memory.masks)[0]
+    assert score_table(probs, on_disk.masks).equals(score_table(probs, in_memory.masks))
+    zoomed_disk, zoomed_memory = zoom_out_set(on_disk, 0.6), zoom_out_set(in_memory, 0.6)
+    assert np.array_equal(zoomed_disk.images, zoomed_memory.images)
+    assert np.array_equal(zoomed_disk.masks, zoomed_memory.masks)

@@ -1,0 +1,132 @@
+"""The README's speed tables, made from a benchmark's JSON (so no number is copied by hand).
+
+    python benchmarks/speed_tables.py reports/benchmarks/cpu.json            # print them
+    python benchmarks/speed_tables.py reports/benchmarks/cpu.json --readme README.md
+
+With ``--readme``, the text between ``<!-- speed tables: begin -->`` and
+``<!-- speed tables: end -->`` in that file is replaced by the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from helpers.atomic import write_text  # noqa: E402
+
+BEGIN, END = "<!-- speed tables: begin -->", "<!-- speed tables: end -->"
+
+
+def _table(header: list[str], rows: list[list[str]], right: int = 1) -> list[str]:
+    """A Markdown table; columns from ``right`` on are right-aligned."""
+    align = ["---" if i < right else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + [""]
+
+
+def contenders(results: dict) -> list[str]:
+    rows = [[str(r["size"]), r["mode"], f"{r['kit_img_s']:.1f}", f"{r['reference_img_s']:.1f}",
+             f"{r['smp_img_s']:.1f}", f"{r['kit_vs_reference']:.2f}×", f"{r['kit_vs_smp']:.2f}×",
+             f"{r['epoch_over_compute']:.3f}"] for r in results["rows"]]
+    title = (f"**Per epoch** (first {results['images']} training images, batch "
+             f"{results['batch_size']}, fastest of {results['repeats']}):")
+    return [title, ""] + _table(
+        ["size", "mode", "kit img/s", "reference img/s", "smp img/s", "kit ÷ reference",
+         "kit ÷ smp", "epoch ÷ pure compute"], rows, right=2)
+
+
+def seed_a(section: dict) -> list[str]:
+    rows = [[r["mode"], f"{r['seed_a_epoch_s']:.2f}", f"{r['kit_epoch_s']:.2f}",
+             f"{r['kit_vs_seed_a']:.2f}×"] for r in section["rows"]]
+    setup, whole = section["setup_s"], section["whole_run_s"]
+    rows.append(["set-up (decode both splits)", f"{setup['seed_a']:.1f}", f"{setup['kit']:.1f}",
+                 f"{setup['seed_a'] / setup['kit']:.2f}×"])
+    rows.append([f"whole report-A run (set-up + 2 × {section['epochs']} epochs)",
+                 f"{whole['seed_a']:.0f}", f"{whole['kit']:.0f}",
+                 f"{section['whole_run_kit_vs_seed_a']:.2f}×"])
+    images = section["images"]
+    return [f"**Against seed A's own loop** ({images['train']} training and {images['test']} "
+            f"test images at {section['size']}², batch {section['batch_size']}; an epoch is "
+            "training plus the test-set evaluation both loops do every epoch):", ""] + _table(
+        ["", "seed A s", "kit s", "kit ÷ seed A"], rows)
+
+
+def limits(section: dict) -> list[str]:
+    rows = [[str(r["size"]), r["mode"], f"{r['kit_gflop_per_image']:.2f}",
+             f"{100 * r['kit_fraction']:.0f}%", f"{100 * r['reference_fraction']:.0f}%"]
+            for r in section["rows"]]
+    profile = section["profile_fine_tuned"]
+    top = [[f"`{e['operator']}`", f"{e['self_ms']:.1f}", f"{100 * e['share']:.1f}%"]
+           for e in profile["top"][:10]]
+    return [f"**The machine's limit**: fp32 matrix multiply at "
+            f"{section['matmul_gflop_s']:.0f} GFLOP/s; each contender's training FLOPs per "
+            "second as a share of it:", ""] + _table(
+        ["size", "mode", "kit GFLOP per image", "kit", "reference"], rows, right=2) + [
+        f"Where a fine-tuned training step ({profile['size']}², batch {profile['batch_size']}) "
+        "spends its time (`torch.profiler`, self CPU time):", ""] + _table(
+        ["operator", "ms", "share"], top)
+
+
+def compiled(section: dict) -> list[str]:
+    rows = [[r["mode"], f"{r['eager_epoch_s']:.2f}", f"{r['compiled_epoch_s']:.2f}",
+             f"{r['epoch_speedup']:.2f}×", f"{r['compile_s']:.0f}",
+             f"{r['whole_run_speedup']:.2f}×"] for r in section["rows"]]
+    return [f"**`compile: true`** ({section['images']} images at {section['size']}², "
+            f"whole run = compile time + {section['epochs']} epochs):", ""] + _table(
+        ["mode", "epoch s", "compiled epoch s", "per epoch", "compile s", "whole run"], rows)
+
+
+def scale(section: dict) -> list[str]:
+    rows = []
+    for r in section["rows"]:
+        decode, memory, epoch = r["decode"], r["in_memory"], r.get("epoch")
+        rows.append([
+            f"{r['images']:,}", f"{decode['images_per_s']:.0f}", f"{decode['seconds']:.0f}",
+            f"{decode['cache_bytes'] / 2**30:.2f}", f"{decode['peak_rss_mib']:.0f}",
+            f"{memory['peak_rss_mib']:.0f}",
+            f"{epoch['seconds']:.0f}" if epoch else "—",
+            f"{epoch['images_per_s']:.1f}" if epoch else "—",
+            f"{epoch['peak_rss_mib']:.0f}" if epoch else "—"])
+    return [f"**Scale** (SYNTHETIC {section['source_size']}² JPEGs decoded to "
+            f"{section['size']}², {section['workers']} decoding processes; a fine-tuned epoch, "
+            f"batch {section['batch_size']}, reading the split from the disk cache; peak RSS "
+            "in MiB, each step in its own process):", ""] + _table(
+        ["images", "decode img/s", "decode s", "cache GiB", "decode peak RSS",
+         "loaded into RAM: peak RSS", "epoch s", "epoch img/s", "epoch peak RSS"], rows)
+
+
+def tables(results: dict) -> str:
+    lines = contenders(results)
+    for key, render in (("seed_a", seed_a), ("limits", limits), ("compile", compiled),
+                        ("scale", scale)):
+        if key in results:
+            lines += render(results[key])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json", help="a train_speed.py --json file")
+    parser.add_argument("--readme", help="replace the tables between the markers in this file")
+    args = parser.parse_args(argv)
+    text = tables(json.loads(Path(args.json).read_text()))
+    if not args.readme:
+        print(text, end="")
+        return 0
+    readme = Path(args.readme)
+    content = readme.read_text(encoding="utf-8")
+    if BEGIN not in content or END not in content:
+        raise SystemExit(f"{readme} lacks the markers {BEGIN} and {END}")
+    head, rest = content.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    write_text(readme, f"{head}{BEGIN}\n{text}{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
