@@ -86,7 +86,13 @@ def write_sets(counts: list[int]) -> dict[int, Path]:
 
 
 def _peak_mib() -> float:
-    """This process's peak resident memory (the decoding workers' not included)."""
+    """This process's peak resident memory (the decoding workers' not included). On Linux
+    from /proc (``ru_maxrss`` would keep the peak of the parent it was started from)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
