@@ -414,7 +414,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default=None, metavar="COUNTS",
                         help="also benchmarks/data_scale.py for these image counts, e.g. "
                              "1000,5000,10000 (half an hour)")
+    parser.add_argument("--scale-no-epoch", action="store_true",
+                        help="scale: decoding and loading only; with --update the training "
+                             "epochs already in the file are kept")
+    parser.add_argument("--update", action="store_true",
+                        help="measure only the --seed-a, --compile and --scale sections asked "
+                             "for and replace them in the existing --json file (noted there)")
     args = parser.parse_args(argv)
+    if args.update and (args.limits or not args.json):
+        parser.error("--update needs --json and cannot measure --limits (it needs the rows)")
     root = resolve_path(args.data_root) if args.data_root else \
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
     began = time.perf_counter()
@@ -426,9 +434,18 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(results, indent=2) + "\n")
 
-    results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
-                        args.repeats, args.batch_size)
-    save()
+    if args.update:
+        results = json.loads(resolve_path(args.json).read_text())
+        sections = [name for name, asked in (
+            ("seed_a", args.seed_a), ("compile", args.compile),
+            ("scale (decoding and loading)" if args.scale_no_epoch else "scale", args.scale))
+            if asked]
+        results.setdefault("measured_again", []).append(
+            {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+    else:
+        results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
+                            args.repeats, args.batch_size)
+        save()
     if args.limits:
         results["limits"] = limits(results, args.batch_size)
         print(f"fp32 matmul: {results['limits']['matmul_gflop_s']:.1f} GFLOP/s")
@@ -453,7 +470,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale:
         from data_scale import run as scale_run
 
-        results["scale"] = scale_run([int(c) for c in args.scale.split(",")])
+        scale = scale_run([int(c) for c in args.scale.split(",")],
+                          epoch=not args.scale_no_epoch)
+        if args.update and args.scale_no_epoch and "scale" in results:  # keep the epochs
+            epochs = {row["images"]: row for row in results["scale"]["rows"]}
+            for row in scale["rows"]:
+                for key in ("epoch", "epoch_time_vs_smallest"):
+                    if key in epochs.get(row["images"], {}):
+                        row[key] = epochs[row["images"]][key]
+        results["scale"] = scale
         save()
     print("\nsize mode       kit img/s  reference  smp   kit/ref  kit/smp  epoch/compute")
     for row in results["rows"]:
@@ -462,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key not in ("rows", "seed_a", "limits", "compile", "scale"):
+        if key not in ("rows", "seed_a", "limits", "compile", "scale", "measured_again"):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     save()
     return 0

@@ -7,7 +7,7 @@ Two folder layouts are understood:
 * a generic one (:class:`SplitLayout`): an images folder and a masks folder per split, with a
   configurable mask file name pattern such as ``"{id}_mask.png"``.
 
-Every JPEG is decoded and resized once (by all cores, for a few hundred images or more) into
+Every JPEG is decoded and resized once (by a thread per core, for 64 images or more) into
 the cache of :mod:`helpers.cache`, keyed by each source file's name, size and modification
 time: a changed or added file is decoded again, alone. Later epochs, notebooks and runs load
 a split in a fraction of a second. A split larger than ``in_memory_gb`` (a setting) stays on
@@ -49,14 +49,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import multiprocessing
 import os
 import re
-import signal
 import unicodedata
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +85,8 @@ LABEL_FRACTION = 0.01
 TINY_LESION_PIXELS = 4
 #: Splits whose arrays take at most this many GiB are held in RAM (the presets' ``in_memory_gb``).
 IN_MEMORY_LIMIT_GB = 4.0
-#: Fewer images than this are decoded in this process (starting workers would cost more).
-PARALLEL_MIN_IMAGES = 200
+#: Fewer images than this are decoded by one thread (not worth the others' bookkeeping).
+PARALLEL_MIN_IMAGES = 64
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
@@ -466,65 +464,46 @@ def default_cache_dir() -> Path:
 
 
 def default_workers() -> int:
-    """Processes for decoding: one per core this process may use (at most 61, the most
-    Windows allows)."""
+    """Decoding threads: one per core this process may use."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(cores, 61)
-
-
-#: A decoded pair: image, mask, original (height, width), and the warnings it gave.
-Decoded = tuple[np.ndarray, np.ndarray, tuple[int, int], list[tuple[type[Warning], str]]]
-
-
-def _decode(pair: Pair, size: int) -> Decoded:
-    """:func:`load_pair`, and the warnings it gave (a worker process's warnings would
-    otherwise be lost; the caller gives them again, through the user's warning filters)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        image, mask, original = load_pair(pair, size)
-    return image, mask, original, [(w.category, str(w.message)) for w in caught]
-
-
-def _ignore_interrupts() -> None:
-    """In a decoding worker: Ctrl-C is for the main process, which then stops the workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
-def _decoding(pairs: list[Pair], size: int, workers: int) -> Iterator[Iterator[Decoded]]:
-    """Every pair decoded, in order: by ``workers`` processes when there are enough pairs,
-    never more than a few images ahead of the caller. On leaving (an error and Ctrl-C
-    included) the images not yet decoded are dropped and the workers stop."""
+def _decoding(pairs: list[Pair], size: int, workers: int
+              ) -> Iterator[Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]]:
+    """Every pair decoded (:func:`load_pair`), in order.
+
+    With enough pairs, ``workers`` threads decode at once: Pillow decodes and resizes without
+    holding Python's global lock, so threads use all cores, with none of the start-up costs
+    and pitfalls of worker processes. They never run more than a few images ahead of the
+    caller; on leaving (an error and Ctrl-C included) the images not started are dropped.
+    """
     if workers <= 1 or len(pairs) < PARALLEL_MIN_IMAGES:
-        yield (_decode(pair, size) for pair in pairs)
+        yield (load_pair(pair, size) for pair in pairs)
         return
-    # Not fork: the parent may have threads (PyTorch, Jupyter), and forking those can hang.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    ahead: collections.deque = collections.deque()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts) as pool:
-        def in_order() -> Iterator[Decoded]:
+    ahead: collections.deque[Future] = collections.deque()
+
+    def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        return load_pair(pair, size)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        def in_order() -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
             waiting = iter(pairs)
             for pair in itertools.islice(waiting, 4 * workers):
-                ahead.append(pool.submit(_decode, pair, size))
+                ahead.append(pool.submit(decode, pair))
             while ahead:
                 result = ahead.popleft().result()
                 for pair in itertools.islice(waiting, 1):
-                    ahead.append(pool.submit(_decode, pair, size))
+                    ahead.append(pool.submit(decode, pair))
                 yield result
         try:
             yield in_order()
         finally:
             for future in ahead:
                 future.cancel()
-
-
-def _warn_again(messages: list[tuple[type[Warning], str]]) -> None:
-    for category, message in messages:
-        warnings.warn(message, category, stacklevel=4)  # at the caller of load_split
 
 
 def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], size: int,
@@ -536,9 +515,8 @@ def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], si
     images = np.empty((min(per_shard, len(pairs)), size, size, 3), np.uint8)
     masks = np.empty((len(images), size, size), np.uint8)
     with _decoding(pairs, size, workers) as decoded:
-        for i, (image, mask, original, messages) in enumerate(
+        for i, (image, mask, original) in enumerate(
                 tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-            _warn_again(messages)
             row = len(entries)
             images[row], masks[row] = image, mask
             entries.append({"id": pairs[i].id, "source": keys[i],
@@ -554,9 +532,8 @@ def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool
     masks = np.empty((len(pairs), size, size), np.uint8)
     sizes = np.empty((len(pairs), 2), np.int64)
     with _decoding(pairs, size, workers) as decoded:
-        for i, (image, mask, original, messages) in enumerate(
+        for i, (image, mask, original) in enumerate(
                 tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-            _warn_again(messages)
             images[i], masks[i], sizes[i] = image, mask, original
     return images, masks, sizes
 
@@ -577,7 +554,7 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
 
     The arrays are held in RAM when they take at most ``in_memory_gb`` GiB; a larger split
     stays on disk as :class:`~helpers.cache.DiskArray` rows, read batch by batch (slower, but
-    the data may be larger than the RAM). ``workers``: processes that decode (default: one
+    the data may be larger than the RAM). ``workers``: threads that decode (default: one
     per core).
     """
     if size % 32:

@@ -206,7 +206,7 @@ def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: 
         assert len(shards(cache)) == 1
 
 
-def test_decoding_in_worker_processes_gives_the_same_arrays(copy_root: Path, tmp_path: Path,
+def test_decoding_in_threads_gives_the_same_arrays(copy_root: Path, tmp_path: Path,
                                                             monkeypatch) -> None:
     monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
     layout = isic2016_split(copy_root, "train")
@@ -218,7 +218,7 @@ def test_decoding_in_worker_processes_gives_the_same_arrays(copy_root: Path, tmp
     assert np.array_equal(alone.original_sizes, parallel.original_sizes)
 
 
-def test_worker_processes_pass_on_errors_and_warnings(copy_root: Path, tmp_path: Path,
+def test_decoding_threads_pass_on_errors_and_warnings(copy_root: Path, tmp_path: Path,
                                                       monkeypatch) -> None:
     monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
     layout = isic2016_split(copy_root, "train")
@@ -302,7 +302,7 @@ def test_an_error_while_workers_decode_stops_them_without_decoding_the_rest(
     monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
     monkeypatch.setattr(cache_module, "SHARD_BYTES", 3 * 64 * 64 * 4)  # 3 images a shard
     submitted, shut_down = [], []
-    executor = dataset.ProcessPoolExecutor
+    executor = dataset.ThreadPoolExecutor
     original_submit, original_shutdown = executor.submit, executor.shutdown
     monkeypatch.setattr(executor, "submit", lambda self, *a, **k: submitted.append(a[1].id)
                         or original_submit(self, *a, **k))
