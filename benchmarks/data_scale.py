@@ -6,8 +6,8 @@ For each count N, SYNTHETIC training sets of N images (512×512 JPEGs, written o
 ``data/bench_scale/``; the smaller sets are hard links to the first files of the largest) are
 measured, each step in a fresh process so that its peak resident memory is its own:
 
-* ``decode``: :func:`helpers.data.load_split` at 256² into an empty cache, by all cores
-  (images/s, cache size on disk; peak RSS of the main process, which writes the shards);
+* ``decode``: :func:`helpers.data.load_split` at 256² into an empty cache, a thread per core
+  (images/s, cache size on disk, peak RSS);
 * ``epoch``: one fine-tuned training epoch (batch 45) with the split read from the disk cache
   batch by batch, as it is for a split over ``in_memory_gb`` (seconds, images/s, peak RSS);
 * ``in_memory``: the same split loaded into RAM instead (peak RSS), for contrast.
@@ -86,8 +86,8 @@ def write_sets(counts: list[int]) -> dict[int, Path]:
 
 
 def _peak_mib() -> float:
-    """This process's peak resident memory (the decoding workers' not included). On Linux
-    from /proc (``ru_maxrss`` would keep the peak of the parent it was started from)."""
+    """This process's peak resident memory. On Linux from /proc (``ru_maxrss`` would keep the
+    peak of the parent it was started from)."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():

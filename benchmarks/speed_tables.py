@@ -79,8 +79,9 @@ def compiled(section: dict) -> list[str]:
              f"{r['whole_run_speedup']:.2f}× / {r['whole_run_speedup_warm']:.2f}×"]
             for r in section["rows"]]
     return [f"**`compile: true`** ({section['images']} images at {section['size']}²; compile "
-            "time with an empty / a filled compile cache, and the whole run, compile time + "
-            f"{section['epochs']} epochs, over eager):", ""] + _table(
+            "time the first time, from an empty compile cache / for a second model compiled in "
+            f"the same process; whole run = compile time + {section['epochs']} epochs, over "
+            "eager):", ""] + _table(
         ["mode", "epoch s", "compiled epoch s", "per epoch", "compile s", "whole run"], rows)
 
 
@@ -96,7 +97,7 @@ def scale(section: dict) -> list[str]:
             f"{epoch['images_per_s']:.1f}" if epoch else "—",
             f"{epoch['peak_rss_mib']:.0f}" if epoch else "—"])
     return [f"**Scale** (SYNTHETIC {section['source_size']}² JPEGs decoded to "
-            f"{section['size']}², {section['workers']} decoding processes; a fine-tuned epoch, "
+            f"{section['size']}², {section['workers']} decoding threads; a fine-tuned epoch, "
             f"batch {section['batch_size']}, reading the split from the disk cache; peak RSS "
             "in MiB, each step in its own process):", ""] + _table(
         ["images", "decode img/s", "decode s", "cache GiB", "decode peak RSS",
