@@ -150,11 +150,6 @@ class DiskArray:
                 out[order[start:end]] = block
         return out
 
-    def chunks(self, rows: int = 256) -> Iterator[np.ndarray]:
-        """The array in order, ``rows`` rows at a time."""
-        for first in range(0, len(self), rows):
-            yield self.read(np.arange(first, min(first + rows, len(self))))
-
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         whole = self.read(np.arange(len(self)))
         return whole if dtype is None else whole.astype(dtype)
@@ -165,11 +160,8 @@ class DiskArray:
 
 def row_blocks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[np.ndarray]:
     """``array`` in order, ``rows`` rows at a time, in RAM or on disk alike."""
-    if isinstance(array, DiskArray):
-        yield from array.chunks(rows)
-    else:
-        for first in range(0, len(array), rows):
-            yield np.ascontiguousarray(array[first:first + rows])
+    for first in range(0, len(array), rows):
+        yield np.ascontiguousarray(array[first:first + rows])
 
 
 def array_chunks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[bytes]:
