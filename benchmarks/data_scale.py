@@ -121,9 +121,13 @@ def measure(step: str, root: Path, cache: Path) -> dict:
     optimizer = make_optimizer(model, config)
     import torch
 
+    from helpers.device import reusing_freed_memory
+
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     began = time.perf_counter()
-    train_one_epoch(model, TensorSet(data), optimizer, config, 1, None, scaler, progress=False)
+    with reusing_freed_memory(torch.device("cpu")):  # as fit trains
+        train_one_epoch(model, TensorSet(data), optimizer, config, 1, None, scaler,
+                        progress=False)
     seconds = time.perf_counter() - began
     return {"seconds": seconds, "images_per_s": len(data) / seconds,
             "peak_rss_mib": _peak_mib()}

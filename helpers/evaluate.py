@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from helpers.atomic import write_text
 from helpers.batches import TensorSet, batch_indices
 from helpers.data import DatasetError, SegmentationSet, SplitLayout, load_split, read_mask
-from helpers.device import autocast
+from helpers.device import autocast, reusing_freed_memory
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
@@ -52,17 +52,18 @@ def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: T
     device = config.resolved_device()
     model.eval()
     out = []
-    for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
-                      desc="Predicting", disable=not progress, leave=False):
-        images, _ = data.batch(index, device, config.channels_last)
-        views = FLIPS if flips else ((),)
-        probs = 0
-        for dims in views:  # the plain view is used as it is, without a copy
-            with autocast(device, config.amp):
-                logits = model(images.flip(dims) if dims else images)
-            prob = torch.sigmoid(logits.float())
-            probs = probs + (prob.flip(dims) if dims else prob)
-        out.append((probs / len(views))[:, 0].cpu())
+    with reusing_freed_memory(device):  # faster on a Linux CPU; same results
+        for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
+                          desc="Predicting", disable=not progress, leave=False):
+            images, _ = data.batch(index, device, config.channels_last)
+            views = FLIPS if flips else ((),)
+            probs = 0
+            for dims in views:  # the plain view is used as it is, without a copy
+                with autocast(device, config.amp):
+                    logits = model(images.flip(dims) if dims else images)
+                prob = torch.sigmoid(logits.float())
+                probs = probs + (prob.flip(dims) if dims else prob)
+            out.append((probs / len(views))[:, 0].cpu())
     return torch.cat(out).numpy()
 
 

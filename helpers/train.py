@@ -10,7 +10,9 @@ A run lives in one folder::
 Speed notes. The data already sit in memory as uint8 (see :mod:`helpers.batches`). With a
 frozen encoder and no augmentation, the encoder sees the same images every epoch and gives
 the same features (it is in eval mode, without dropout), so :func:`fit` computes them once
-and trains the decoder alone: no encoder forward or backward in any later epoch.
+and trains the decoder alone: no encoder forward or backward in any later epoch. On a Linux
+CPU, :func:`fit` keeps freed memory for the next step instead of returning it to the system
+(:func:`helpers.device.reusing_freed_memory`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from helpers import distributed, runs
 from helpers.atomic import atomic_path, write_text
 from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.data import SegmentationSet
-from helpers.device import autocast, resolve_device
+from helpers.device import autocast, resolve_device, reusing_freed_memory
 from helpers.distributed import SINGLE, Rank, from_main
 from helpers.metrics import per_image_scores
 from helpers.model import DECODERS, MobileNetV2UNet
@@ -376,6 +378,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     fingerprint = runs.data_fingerprint(train, val, model.pretrained,
                                         _common_folder(train.image_paths))
     with ExitStack() as stack:
+        stack.enter_context(reusing_freed_memory(config.resolved_device()))  # same results
         problem = None
         if rank.is_main:  # the main process owns the folder: lock, and clear on request
             try:

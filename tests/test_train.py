@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import device
 from helpers.data import load_isic2016
 from helpers.runs import RunFolderError
 from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
@@ -52,6 +53,15 @@ def test_same_seed_same_history(splits, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(first[columns], second[columns])
     other = run(splits, tmp_path / "c", seed=8)
     assert not first["train_loss"].equals(other["train_loss"])
+
+
+def test_keeping_freed_memory_changes_nothing_in_the_history(splits, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    kept = run(splits, tmp_path / "kept")
+    monkeypatch.setattr(device, "_glibc_mallopt", lambda: None)  # glibc's own behaviour
+    plain = run(splits, tmp_path / "plain")
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(kept[columns], plain[columns])
 
 
 def test_resume_continues_the_same_history(splits, tmp_path: Path) -> None:
