@@ -159,6 +159,23 @@ def run(counts: list[int], epoch: bool = True) -> dict:
     return results
 
 
+def epoch_with_and_without_kept_memory(count: int = 1000) -> dict:
+    """A fine-tuned epoch over ``count`` images read from disk, each in its own process: with
+    freed memory kept for reuse (as ``fit`` runs) and with glibc's malloc left as it is
+    (``LESIONKIT_KEEP_FREED_MEMORY=0``), for the time and peak memory of each."""
+    root = write_sets([count])[count]
+    rows: dict = {"images": count}
+    with tempfile.TemporaryDirectory(dir=DATA) as cache:
+        for name, keep in (("kept", "1"), ("glibc", "0")):
+            output = subprocess.run(
+                [sys.executable, __file__, "--measure", "epoch", "--root", str(root),
+                 "--cache", cache], check=True, capture_output=True, text=True,
+                env={**os.environ, "LESIONKIT_KEEP_FREED_MEMORY": keep}).stdout
+            rows[name] = json.loads(output.strip().splitlines()[-1])
+            print(f"{count:>6} images epoch, {name:<5} {json.dumps(rows[name])}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counts", default="1000,5000,10000")

@@ -15,7 +15,8 @@ Measured on the same images and machine, for frozen and fine-tuned training at e
 With ``--seed-a``, also seed A's own loop (:mod:`seed_a`, as report A's author wrote it)
 against the kit on the whole training and test sets at 128², batch 45: per-epoch ratios
 (training plus the per-epoch evaluation on the test set, as report A monitors it), the set-up
-(decoding both splits) and the whole report-A run (set-up + 50 epochs of each model).
+(decoding both splits) and the whole report-A run (set-up + 50 epochs of each model). Each
+of these epochs runs in a fresh process, as in a notebook kernel or a script of its own.
 
 With ``--limits``, how far each is from the machine's limit: the FLOPs of one training step
 (``torch.utils.flop_counter``), the machine's fp32 matmul rate measured in the same run, each
@@ -25,6 +26,10 @@ fine-tuned step spends its time.
 With ``--compile``, the kit's epoch with ``compile: true`` (``torch.compile``) against
 without, at the first size: the compile time, the per-epoch speed-up and the speed-up of a
 whole 50-epoch run with the compile time counted.
+
+With ``--malloc``, the kit's epoch with freed memory kept for reuse (as ``fit`` runs it,
+:func:`helpers.device.reusing_freed_memory`) against glibc's malloc left alone, and the peak
+memory of each in a fine-tuned epoch at 256².
 
 With ``--scale 1000,5000,10000``, :mod:`data_scale` (decode rate, cache size and peak memory
 of a training epoch as the data set grows), stored as ``scale``.
@@ -41,6 +46,8 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -249,51 +256,94 @@ def limits(results: dict, batch_size: int) -> dict:
     return section
 
 
-def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int = 128,
-                  epochs: int = 50) -> dict:
-    """The kit against seed A's loop on the whole data set (see the module docstring)."""
-    from seed_a import seed_a_data, seed_a_epoch
+def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: Path,
+                              data_root: Path, batch_size: int = 45, size: int = 128) -> dict:
+    """A warm-up epoch and a timed one of ``contender`` ("kit" or "seed_a"), as a fresh
+    notebook kernel or script runs them: the kit as ``fit`` does (freed memory kept for reuse
+    over both epochs, frozen features computed once), seed A as its author wrote it."""
+    frozen = mode == "frozen"
+    once = 0.0
+    if contender == "seed_a":
+        from seed_a import seed_a_epoch
 
-    began = time.perf_counter()
-    theirs = seed_a_data(data_root, size)
-    seed_setup = time.perf_counter() - began
-    with tempfile.TemporaryDirectory() as cache:
-        began = time.perf_counter()
+        theirs = torch.load(tensors, weights_only=True)
+        epoch = seed_a_epoch(theirs["train"], theirs["test"], frozen, batch_size)
+        keeping = reusing_freed_memory(torch.device("meta"))  # nothing: glibc left alone
+    else:
         train = TensorSet(load_split(isic2016_split(data_root, "train"), size, cache, False))
         test = TensorSet(load_split(isic2016_split(data_root, "test"), size, cache, False))
-        kit_setup = time.perf_counter() - began
-    section: dict = {"images": {"train": len(train), "test": len(test)}, "size": size,
-                     "batch_size": batch_size, "epochs": epochs,
-                     "setup_s": {"seed_a": seed_setup, "kit": kit_setup}, "rows": []}
-    whole = {"seed_a": seed_setup, "kit": kit_setup}
-    for mode in ("frozen", "fine-tuned"):
-        frozen = mode == "frozen"
         config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
                              encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
                              device="cpu")
         model = build_model(config)
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        began = time.perf_counter()
-        features = encoder_features(model, train, config) if frozen else None
-        test_features = encoder_features(model, test, config) if frozen else None
-        once = time.perf_counter() - began
+        keeping = reusing_freed_memory(torch.device("cpu"))
+        features = test_features = None
 
-        def kit_epoch(model=model, optimizer=optimizer, config=config, features=features,
-                      test_features=test_features, scaler=scaler) -> None:
+        def epoch() -> None:
             train_one_epoch(model, train, optimizer, config, 1, features, scaler, False)
             validate(model, test, config, test_features)
+    with keeping:
+        if contender == "kit" and frozen:
+            began = time.perf_counter()
+            features = encoder_features(model, train, config)
+            test_features = encoder_features(model, test, config)
+            once = time.perf_counter() - began
+        epoch()  # warm-up
+        began = time.perf_counter()
+        epoch()
+        seconds = time.perf_counter() - began
+    return {"seconds": seconds, "features_once_s": once}
 
-        seconds = _interleaved(repeats, {
-            "kit": as_fit(kit_epoch),
-            "seed_a": seed_a_epoch(theirs["train"], theirs["test"], frozen, batch_size)})
-        row = {"mode": mode, "kit_epoch_s": seconds["kit"], "seed_a_epoch_s": seconds["seed_a"],
-               "kit_vs_seed_a": seconds["seed_a"] / seconds["kit"], "features_once_s": once}
-        section["rows"].append(row)
-        print(f"seed A {mode:<10} epoch {seconds['seed_a']:6.2f} s | kit {seconds['kit']:6.2f} s"
-              f" | {row['kit_vs_seed_a']:.2f}x", flush=True)
-        whole["seed_a"] += epochs * seconds["seed_a"]
-        whole["kit"] += once + epochs * seconds["kit"]
+
+def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int = 128,
+                  epochs: int = 50) -> dict:
+    """The kit against seed A's loop on the whole data set (see the module docstring).
+
+    Each measured epoch runs in a fresh process of its own, the two contenders taking turns:
+    seed A's loop spends much of its time on fresh memory pages, so how fast it runs depends
+    on what the process did before, and a user runs it in a fresh notebook kernel."""
+    from seed_a import seed_a_data
+
+    began = time.perf_counter()
+    theirs = seed_a_data(data_root, size)
+    seed_setup = time.perf_counter() - began
+    section: dict = {"size": size, "batch_size": batch_size, "epochs": epochs,
+                     "images": {"train": len(theirs["train"][0]),
+                                "test": len(theirs["test"][0])}, "rows": [],
+                     "processes": "each measured epoch in a fresh process, after a warm-up "
+                                  "epoch there"}
+    with tempfile.TemporaryDirectory() as folder:
+        cache, tensors = Path(folder) / "cache", Path(folder) / "seed_a.pt"
+        began = time.perf_counter()
+        load_split(isic2016_split(data_root, "train"), size, cache, False)
+        load_split(isic2016_split(data_root, "test"), size, cache, False)
+        kit_setup = time.perf_counter() - began
+        torch.save(theirs, tensors)
+        section["setup_s"] = {"seed_a": seed_setup, "kit": kit_setup}
+        whole = {"seed_a": seed_setup, "kit": kit_setup}
+        for mode in ("frozen", "fine-tuned"):
+            best = {"kit": {"seconds": float("inf")}, "seed_a": {"seconds": float("inf")}}
+            for _ in range(repeats):
+                for contender in best:
+                    output = subprocess.run(
+                        [sys.executable, __file__, "--one-epoch", contender, mode,
+                         "--data-root", str(data_root), "--cache", str(cache),
+                         "--tensors", str(tensors), "--batch-size", str(batch_size)],
+                        check=True, capture_output=True, text=True).stdout
+                    result = json.loads(output.strip().splitlines()[-1])
+                    if result["seconds"] < best[contender]["seconds"]:
+                        best[contender] = result
+            kit, seed = best["kit"]["seconds"], best["seed_a"]["seconds"]
+            once = best["kit"]["features_once_s"]
+            row = {"mode": mode, "kit_epoch_s": kit, "seed_a_epoch_s": seed,
+                   "kit_vs_seed_a": seed / kit, "features_once_s": once}
+            section["rows"].append(row)
+            print(f"seed A {mode:<10} epoch {seed:6.2f} s | kit {kit:6.2f} s"
+                  f" | {row['kit_vs_seed_a']:.2f}x", flush=True)
+            whole["seed_a"] += epochs * seed
+            whole["kit"] += once + epochs * kit
     section["whole_run_s"] = whole
     section["whole_run_kit_vs_seed_a"] = whole["seed_a"] / whole["kit"]
     return section
@@ -338,6 +388,45 @@ def versus_compile(data_root: Path, size: int, n_images: int, repeats: int, batc
               f"({row['compile_warm_cache_s']:.0f} s with a warm cache); {epochs} epochs: "
               f"{row['whole_run_speedup']:.2f}x ({row['whole_run_speedup_warm']:.2f}x)",
               flush=True)
+    return section
+
+
+def versus_glibc_malloc(data_root: Path, sizes: tuple[int, ...], repeats: int,
+                        batch_size: int, scale_images: int = 1000) -> dict:
+    """The kit's epoch over the whole training set with freed memory kept for reuse (as
+    ``fit`` runs it) against the same epoch with glibc's malloc left as it is, taking turns
+    in this process; then the peak memory of each, from a fine-tuned epoch at 256² in a
+    process of its own. (The whole set, because each measured epoch enters and leaves the
+    setting, and its first step takes fresh pages either way.)"""
+    from data_scale import epoch_with_and_without_kept_memory
+
+    layout = isic2016_split(data_root, "train")
+    section: dict = {"batch_size": batch_size, "rows": []}
+    for size in sizes:
+        data = load_split(layout, size, progress=False)
+        section["images"] = len(data)
+        for mode in ("frozen", "fine-tuned"):
+            frozen = mode == "frozen"
+            config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                                 encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
+                                 device="cpu")
+            kept, _ = kit_loop(data, config)
+
+            def glibc(epoch: Callable[[], None] = kept) -> None:
+                os.environ["LESIONKIT_KEEP_FREED_MEMORY"] = "0"
+                try:
+                    epoch()
+                finally:
+                    del os.environ["LESIONKIT_KEEP_FREED_MEMORY"]
+
+            seconds = _interleaved(repeats, {"kept": kept, "glibc": glibc})
+            row = {"size": size, "mode": mode, "kept_epoch_s": seconds["kept"],
+                   "glibc_epoch_s": seconds["glibc"],
+                   "speedup": seconds["glibc"] / seconds["kept"]}
+            section["rows"].append(row)
+            print(f"kept memory {size:>4} {mode:<10} {seconds['glibc']:.2f} s -> "
+                  f"{seconds['kept']:.2f} s ({row['speedup']:.2f}x)", flush=True)
+    section["memory"] = epoch_with_and_without_kept_memory(scale_images)
     return section
 
 
@@ -425,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also seed A's own loop on the whole data set (minutes)")
     parser.add_argument("--compile", action="store_true",
                         help="also the kit with compile: true (minutes of compiling)")
+    parser.add_argument("--malloc", action="store_true",
+                        help="also the kit with freed memory kept (as fit runs) against "
+                             "glibc's malloc left alone: time and peak memory (minutes)")
     parser.add_argument("--scale", default=None, metavar="COUNTS",
                         help="also benchmarks/data_scale.py for these image counts, e.g. "
                              "1000,5000,10000 (half an hour)")
@@ -432,9 +524,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale: decoding and loading only; with --update the training "
                              "epochs already in the file are kept")
     parser.add_argument("--update", action="store_true",
-                        help="measure only the --seed-a, --compile and --scale sections asked "
-                             "for and replace them in the existing --json file (noted there)")
+                        help="measure only the --seed-a, --compile, --malloc and --scale "
+                             "sections asked for and replace them in the existing --json "
+                             "file (noted there)")
+    parser.add_argument("--one-epoch", nargs=2, metavar=("CONTENDER", "MODE"),
+                        help=argparse.SUPPRESS)  # one seed-A-section epoch, in its process
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--tensors", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_epoch:
+        result = one_epoch_in_this_process(*args.one_epoch, Path(args.cache),
+                                           Path(args.tensors), Path(args.data_root),
+                                           args.batch_size)
+        print(json.dumps(result))
+        return 0
     if args.update and (args.limits or not args.json):
         parser.error("--update needs --json and cannot measure --limits (it needs the rows)")
     root = resolve_path(args.data_root) if args.data_root else \
@@ -443,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:  # after every section, so that an interrupted run keeps what it did
         if args.json:
-            results["wall_s"] = time.perf_counter() - began
+            # the first run's wall time stays; an update's goes with its measured_again entry
+            (results["measured_again"][-1] if args.update else results)["wall_s"] = \
+                time.perf_counter() - began
             path = resolve_path(args.json)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(results, indent=2) + "\n")
@@ -451,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         results = json.loads(resolve_path(args.json).read_text())
         sections = [name for name, asked in (
-            ("seed_a", args.seed_a), ("compile", args.compile),
+            ("seed_a", args.seed_a), ("compile", args.compile), ("malloc", args.malloc),
             ("scale (decoding and loading)" if args.scale_no_epoch else "scale", args.scale))
             if asked]
         results.setdefault("measured_again", []).append(
@@ -480,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         results["compile"] = versus_compile(root, int(args.sizes.split(",")[0]), args.images,
                                             args.repeats, args.batch_size)
+        save()
+    if args.malloc:
+        results["malloc"] = versus_glibc_malloc(root, tuple(int(s) for s in
+                                                            args.sizes.split(",")),
+                                                args.repeats, args.batch_size)
         save()
     if args.scale:
         from data_scale import run as scale_run

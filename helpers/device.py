@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -54,6 +55,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
 _KEEP = {_M_TRIM_THRESHOLD: 1 << 30, _M_MMAP_MAX: 0}
 _kept_depth = 0
+#: Set this environment variable to 0 to leave glibc's malloc as it is (less memory, slower).
+KEEP_FREED_MEMORY_VARIABLE = "LESIONKIT_KEEP_FREED_MEMORY"
 
 
 @functools.cache
@@ -78,19 +81,24 @@ def reusing_freed_memory(device: torch.device) -> Iterator[bool]:
     CPU with glibc, as on Linux); yields whether that is in effect. Results do not change:
     only where the memory of each new tensor comes from.
 
-    Why: glibc gives every large allocation (above 128 KiB to 32 MiB) its own pages from
-    the kernel and returns them when it is freed. A training step frees and allocates the
-    same activations, tens of MiB each, every step, so every step the kernel zeroes tens of
-    thousands of fresh pages (``minor page faults``). With glibc's ``mmap`` off and its trim
-    threshold at 1 GiB, freed blocks stay in the heap and the next step reuses them: a
-    decoder step ran 1.1-1.2x faster (README, "Speed"). The same advice is why PyTorch's
-    CPU tuning guides preload jemalloc or tcmalloc; this needs no preloading.
+    Why: glibc gives each large allocation its own pages from the kernel (``mmap``) and
+    returns them when it is freed. A training step frees and allocates the same activations,
+    tens of MiB each, every step, so every step the kernel hands out and zeroes tens of
+    thousands of fresh pages (minor page faults). With glibc's ``mmap`` off and its trim
+    threshold at 1 GiB, freed blocks stay in the heap and the next step reuses them. PyTorch's
+    CPU tuning advice (preloading jemalloc or tcmalloc) is after the same thing; this needs
+    no preloading.
 
-    On exit glibc's defaults are back (but glibc no longer adapts its mmap threshold for the
-    rest of the process), and later frees give the kept memory back to the system.
+    What it costs: the heap holds some blocks it cannot reuse exactly, so the peak memory is
+    higher (README, "Speed", has both figures). Set ``LESIONKIT_KEEP_FREED_MEMORY=0`` to
+    leave glibc as it is.
+
+    On exit glibc's defaults are back (though glibc no longer adapts its mmap threshold for
+    the rest of the process), and later frees give the kept memory back to the system.
     """
     global _kept_depth
-    mallopt = _glibc_mallopt() if device.type == "cpu" else None
+    wanted = os.environ.get(KEEP_FREED_MEMORY_VARIABLE, "1") != "0"
+    mallopt = _glibc_mallopt() if device.type == "cpu" and wanted else None
     if mallopt is None:
         yield False
         return

@@ -70,9 +70,13 @@ def test_glibc_settings_are_set_once_and_restored_by_the_outermost_exit(monkeypa
     assert calls[2:] == [(-1, 128 * 1024), (-4, 65536)]  # glibc's defaults
 
 
-def test_freed_memory_is_left_alone_off_the_cpu_or_without_glibc(monkeypatch) -> None:
+def test_freed_memory_is_left_alone_off_the_cpu_when_asked_or_without_glibc(monkeypatch) -> None:
     with reusing_freed_memory(torch.device("meta")) as kept:
         assert not kept
+    monkeypatch.setenv("LESIONKIT_KEEP_FREED_MEMORY", "0")  # the user's choice
+    with reusing_freed_memory(torch.device("cpu")) as kept:
+        assert not kept
+    monkeypatch.delenv("LESIONKIT_KEEP_FREED_MEMORY")
     monkeypatch.setattr(device, "_glibc_mallopt", lambda: None)
     with reusing_freed_memory(torch.device("cpu")) as kept:
         assert not kept
