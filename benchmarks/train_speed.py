@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -76,6 +77,13 @@ from helpers.train import (
     train_one_epoch,
     validate,
 )
+
+
+def mode_config(mode: str, batch_size: int) -> TrainConfig:
+    """Report A's settings for one model on the CPU: ``mode`` is "frozen" or "fine-tuned"."""
+    frozen = mode == "frozen"
+    return TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
+                       encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2, device="cpu")
 
 
 def _best_of(repeats: int, work: Callable[[], None]) -> float:
@@ -206,8 +214,7 @@ def step_flops(config: TrainConfig, size: int, batch_size: int) -> int:
 
 def fine_tuned_profile(size: int, batch_size: int, rows: int = 12) -> list[dict]:
     """Where a fine-tuned training step spends its time: the top operators by self CPU time."""
-    config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=False,
-                         encoder_lr=1e-4, decoder_lr=1e-2, device="cpu")
+    config = mode_config("fine-tuned", batch_size)
     model = build_model(config).train()
     optimizer = make_optimizer(model, config)
     images = torch.randn(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
@@ -235,8 +242,7 @@ def limits(results: dict, batch_size: int) -> dict:
     section: dict = {"matmul_gflop_s": rate, "rows": []}
     for row in results["rows"]:
         frozen = row["mode"] == "frozen"
-        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
-                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2, device="cpu")
+        config = mode_config(row["mode"], batch_size)
         per_image = step_flops(config, row["size"], batch_size) / batch_size
         # the plain loop runs the encoder forward every step even when it is frozen
         encoder_forward = 0.0
@@ -268,13 +274,11 @@ def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: P
 
         theirs = torch.load(tensors, weights_only=True)
         epoch = seed_a_epoch(theirs["train"], theirs["test"], frozen, batch_size)
-        keeping = reusing_freed_memory(torch.device("meta"))  # nothing: glibc left alone
+        keeping: AbstractContextManager = nullcontext()  # glibc's malloc left alone
     else:
         train = TensorSet(load_split(isic2016_split(data_root, "train"), size, cache, False))
         test = TensorSet(load_split(isic2016_split(data_root, "test"), size, cache, False))
-        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
-                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
-                             device="cpu")
+        config = mode_config(mode, batch_size)
         model = build_model(config)
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -363,9 +367,7 @@ def versus_compile(data_root: Path, size: int, n_images: int, repeats: int, batc
     data = data.subset(range(min(n_images, len(data))))
     section: dict = {"size": size, "images": len(data), "epochs": epochs, "rows": []}
     for mode in ("frozen", "fine-tuned"):
-        frozen = mode == "frozen"
-        config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
-                             encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2, device="cpu")
+        config = mode_config(mode, batch_size)
         eager, _ = kit_loop(data, config)
         firsts = {}
         for cache in ("cold", "warm"):
@@ -406,10 +408,7 @@ def versus_glibc_malloc(data_root: Path, sizes: tuple[int, ...], repeats: int,
         data = load_split(layout, size, progress=False)
         section["images"] = len(data)
         for mode in ("frozen", "fine-tuned"):
-            frozen = mode == "frozen"
-            config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
-                                 encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
-                                 device="cpu")
+            config = mode_config(mode, batch_size)
             kept, _ = kit_loop(data, config)
 
             def glibc(epoch: Callable[[], None] = kept) -> None:
@@ -454,9 +453,7 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
         data = full.subset(range(min(n_images, len(full))))
         for mode in ("frozen", "fine-tuned"):
             frozen = mode == "frozen"
-            config = TrainConfig(epochs=1, batch_size=batch_size, freeze_encoder=frozen,
-                                 encoder_lr=0.0 if frozen else 1e-4, decoder_lr=1e-2,
-                                 device="cpu")
+            config = mode_config(mode, batch_size)
             kit_epoch, extra = kit_loop(data, config)
             torch.manual_seed(0)
             ours = MobileNetV2UNet(pretrained=True)

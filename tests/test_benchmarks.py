@@ -1,0 +1,36 @@
+"""The speed benchmark runs end to end on tiny settings and its README tables render from
+what it wrote. No timing is asserted: speed is judged from the benchmark's own ratios,
+measured side by side, never in a test."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_root: Path,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-root",
+                    str(synthetic_root), "--sizes", "64", "--images", "12", "--repeats", "1",
+                    "--batch-size", "6", "--seed-a", "--limits", "--json", str(out)],
+                   cwd=REPO, check=True, capture_output=True)
+    results = json.loads(out.read_text())
+    assert [(r["size"], r["mode"]) for r in results["rows"]] == [(64, "frozen"),
+                                                                  (64, "fine-tuned")]
+    seed_a = results["seed_a"]
+    assert seed_a["images"] == {"train": 24, "test": 8}
+    assert "fresh process" in seed_a["processes"]
+    ratios = [r["kit_vs_seed_a"] for r in seed_a["rows"]] + [
+        seed_a["whole_run_kit_vs_seed_a"]] + [r["kit_vs_reference"] for r in results["rows"]]
+    assert all(math.isfinite(x) and x > 0 for x in ratios)
+    assert 0 < results["limits"]["rows"][0]["kit_fraction"] < 1
+    tables = subprocess.run([sys.executable, "benchmarks/speed_tables.py", str(out)], cwd=REPO,
+                            check=True, capture_output=True, text=True).stdout
+    assert "**Against seed A's own loop**" in tables and "The machine's limit" in tables
+    assert f"{seed_a['rows'][0]['kit_vs_seed_a']:.2f}×" in tables
