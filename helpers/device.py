@@ -9,10 +9,10 @@ the valid choices instead of a traceback from deep inside torch.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
@@ -50,51 +50,67 @@ def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManag
     return torch.autocast("cuda", dtype=dtype)
 
 
-# glibc's malloc settings (mallopt's parameter numbers and defaults, from <malloc.h>).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+# glibc's malloc settings (mallopt's parameter numbers, from <malloc.h>).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _KEEP = {_M_TRIM_THRESHOLD: 1 << 30, _M_MMAP_MAX: 0}
+#: On exit: where glibc's own adaptive thresholds end up in a process that has freed a tensor
+#: of 32 MiB or more (the most they adapt to on 64-bit), since glibc stops adapting them for
+#: good once they are set.
+_AFTER = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 64 << 20, _M_MMAP_MAX: 65536}
 _kept_depth = 0
+_kept_lock = threading.Lock()
 #: Set this environment variable to 0 to leave glibc's malloc as it is (less memory, slower).
 KEEP_FREED_MEMORY_VARIABLE = "LESIONKIT_KEEP_FREED_MEMORY"
 
 
 @functools.cache
-def _glibc_mallopt() -> Callable[[int, int], int] | None:
-    """glibc's ``mallopt``, or None where the C library is not glibc (macOS, Windows, musl)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+def _glibc() -> ctypes.CDLL | None:
+    """The C library this process runs on if it is glibc (Linux), else None (macOS, Windows,
+    musl): other C libraries number mallopt's parameters differently, or lack it."""
     try:
-        libc = ctypes.CDLL(name)
-    except OSError:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+        libc = ctypes.CDLL(None)
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), no such name
         return None
-    # glibc only: other C libraries number mallopt's parameters differently, or lack it.
-    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
-        return None
-    return libc.mallopt
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, or None without glibc."""
+    libc = _glibc()
+    return None if libc is None else libc.mallopt
+
+
+def _give_back_freed_memory() -> None:
+    """glibc's ``malloc_trim(0)``: free heap pages go back to the system."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @contextmanager
 def reusing_freed_memory(device: torch.device) -> Iterator[bool]:
     """While inside, freed CPU memory stays in the process for the next allocation (on the
     CPU with glibc, as on Linux); yields whether that is in effect. Results do not change:
-    only where the memory of each new tensor comes from.
+    only where the memory of each new tensor comes from. The setting is the whole process's.
 
-    Why: glibc gives each large allocation its own pages from the kernel (``mmap``) and
-    returns them when it is freed. A training step frees and allocates the same activations,
+    Why: glibc gives each allocation above its mmap threshold (which adapts up to 32 MiB)
+    its own pages from the kernel and returns them when it is freed, and it trims the top of
+    its heap after large frees. A training step frees and allocates the same activations,
     tens of MiB each, every step, so every step the kernel hands out and zeroes tens of
     thousands of fresh pages (minor page faults). With glibc's ``mmap`` off and its trim
     threshold at 1 GiB, freed blocks stay in the heap and the next step reuses them. PyTorch's
     CPU tuning advice (preloading jemalloc or tcmalloc) is after the same thing; this needs
-    no preloading.
+    no preloading (and does nothing for an allocator that is preloaded).
 
     What it costs: the heap holds some blocks it cannot reuse exactly, so the peak memory is
     higher (README, "Speed", has both figures). Set ``LESIONKIT_KEEP_FREED_MEMORY=0`` to
     leave glibc as it is.
 
-    On exit glibc's defaults are back (though glibc no longer adapts its mmap threshold for
-    the rest of the process), and later frees give the kept memory back to the system.
+    On exit, mmap is back on with the thresholds glibc's own adaptation reaches (32 MiB mmap,
+    64 MiB trim: once set, glibc no longer adapts them), and the free heap pages go back to
+    the system (``malloc_trim``).
     """
     global _kept_depth
     wanted = os.environ.get(KEEP_FREED_MEMORY_VARIABLE, "1") != "0"
@@ -102,14 +118,17 @@ def reusing_freed_memory(device: torch.device) -> Iterator[bool]:
     if mallopt is None:
         yield False
         return
-    if _kept_depth == 0:
-        for parameter, value in _KEEP.items():
-            mallopt(parameter, value)
-    _kept_depth += 1
+    with _kept_lock:
+        if _kept_depth == 0:
+            for parameter, value in _KEEP.items():
+                mallopt(parameter, value)
+        _kept_depth += 1
     try:
         yield True
     finally:
-        _kept_depth -= 1
-        if _kept_depth == 0:
-            for parameter, value in _GLIBC_DEFAULTS.items():
-                mallopt(parameter, value)
+        with _kept_lock:
+            _kept_depth -= 1
+            if _kept_depth == 0:
+                for parameter, value in _AFTER.items():
+                    mallopt(parameter, value)
+                _give_back_freed_memory()
