@@ -133,6 +133,13 @@ def measure(step: str, root: Path, cache: Path) -> dict:
             "peak_rss_mib": _peak_mib()}
 
 
+def json_from_child(arguments: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python ARGUMENTS`` in a process of its own; the JSON of its last output line."""
+    output = subprocess.run([sys.executable, *arguments], check=True, capture_output=True,
+                            text=True, env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def run(counts: list[int], epoch: bool = True) -> dict:
     """Every step for every count, each in its own process."""
     sets = write_sets(counts)
@@ -143,10 +150,8 @@ def run(counts: list[int], epoch: bool = True) -> dict:
         row: dict = {"images": count}
         with tempfile.TemporaryDirectory(dir=DATA) as cache:
             for step in steps:
-                output = subprocess.run(
-                    [sys.executable, __file__, "--measure", step, "--root", str(sets[count]),
-                     "--cache", cache], check=True, capture_output=True, text=True).stdout
-                row[step] = json.loads(output.strip().splitlines()[-1])
+                row[step] = json_from_child([__file__, "--measure", step, "--root",
+                                             str(sets[count]), "--cache", cache])
                 print(f"{count:>6} images {step:<9} {json.dumps(row[step])}", flush=True)
         results["rows"].append(row)
     first = results["rows"][0]
@@ -167,11 +172,9 @@ def epoch_with_and_without_kept_memory(count: int = 1000) -> dict:
     rows: dict = {"images": count}
     with tempfile.TemporaryDirectory(dir=DATA) as cache:
         for name, keep in (("kept", "1"), ("glibc", "0")):
-            output = subprocess.run(
-                [sys.executable, __file__, "--measure", "epoch", "--root", str(root),
-                 "--cache", cache], check=True, capture_output=True, text=True,
-                env={**os.environ, "LESIONKIT_KEEP_FREED_MEMORY": keep}).stdout
-            rows[name] = json.loads(output.strip().splitlines()[-1])
+            rows[name] = json_from_child(
+                [__file__, "--measure", "epoch", "--root", str(root), "--cache", cache],
+                env={**os.environ, "LESIONKIT_KEEP_FREED_MEMORY": keep})
             print(f"{count:>6} images epoch, {name:<5} {json.dumps(rows[name])}", flush=True)
     return rows
 

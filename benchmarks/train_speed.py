@@ -46,8 +46,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -308,6 +306,7 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
     Each measured epoch runs in a fresh process of its own, the two contenders taking turns:
     seed A's loop spends much of its time on fresh memory pages, so how fast it runs depends
     on what the process did before, and a user runs it in a fresh notebook kernel."""
+    from data_scale import json_from_child
     from seed_a import seed_a_data
 
     began = time.perf_counter()
@@ -331,12 +330,10 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
             best = {"kit": {"seconds": float("inf")}, "seed_a": {"seconds": float("inf")}}
             for _ in range(repeats):
                 for contender in best:
-                    output = subprocess.run(
-                        [sys.executable, __file__, "--one-epoch", contender, mode,
-                         "--data-root", str(data_root), "--cache", str(cache),
-                         "--tensors", str(tensors), "--batch-size", str(batch_size)],
-                        check=True, capture_output=True, text=True).stdout
-                    result = json.loads(output.strip().splitlines()[-1])
+                    result = json_from_child(
+                        [__file__, "--one-epoch", contender, mode, "--data-root",
+                         str(data_root), "--cache", str(cache), "--tensors", str(tensors),
+                         "--batch-size", str(batch_size)])
                     if result["seconds"] < best[contender]["seconds"]:
                         best[contender] = result
             kit, seed = best["kit"]["seconds"], best["seed_a"]["seconds"]
@@ -539,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--update needs --json and cannot measure --limits (it needs the rows)")
     root = resolve_path(args.data_root) if args.data_root else \
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
+    sizes = tuple(int(size) for size in args.sizes.split(","))
     began = time.perf_counter()
 
     def save() -> None:  # after every section, so that an interrupted run keeps what it did
@@ -559,8 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("measured_again", []).append(
             {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     else:
-        results = benchmark(root, tuple(int(s) for s in args.sizes.split(",")), args.images,
-                            args.repeats, args.batch_size)
+        results = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
         save()
     if args.limits:
         results["limits"] = limits(results, args.batch_size)
@@ -580,13 +577,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{results['seed_a']['whole_run_kit_vs_seed_a']:.2f}x")
         save()
     if args.compile:
-        results["compile"] = versus_compile(root, int(args.sizes.split(",")[0]), args.images,
+        results["compile"] = versus_compile(root, sizes[0], args.images,
                                             args.repeats, args.batch_size)
         save()
     if args.malloc:
-        results["malloc"] = versus_glibc_malloc(root, tuple(int(s) for s in
-                                                            args.sizes.split(",")),
-                                                args.repeats, args.batch_size)
+        results["malloc"] = versus_glibc_malloc(root, sizes, args.repeats, args.batch_size)
         save()
     if args.scale:
         from data_scale import run as scale_run
@@ -608,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key not in ("rows", "seed_a", "limits", "compile", "scale", "measured_again"):
+        if key not in ("rows", "seed_a", "limits", "compile", "malloc", "scale",
+                       "measured_again"):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     save()
     return 0

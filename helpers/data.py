@@ -485,19 +485,15 @@ def _decoding(pairs: list[Pair], size: int, workers: int
         yield (load_pair(pair, size) for pair in pairs)
         return
     ahead: collections.deque[Future] = collections.deque()
-
-    def decode(pair: Pair) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        return load_pair(pair, size)
-
     with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         def in_order() -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
             waiting = iter(pairs)
             for pair in itertools.islice(waiting, 4 * workers):
-                ahead.append(pool.submit(decode, pair))
+                ahead.append(pool.submit(load_pair, pair, size))
             while ahead:
                 result = ahead.popleft().result()
                 for pair in itertools.islice(waiting, 1):
-                    ahead.append(pool.submit(decode, pair))
+                    ahead.append(pool.submit(load_pair, pair, size))
                 yield result
         try:
             yield in_order()

@@ -207,7 +207,7 @@ def test_two_threads_loading_one_split_at_once_agree(copy_root: Path, tmp_path: 
 
 
 def test_decoding_in_threads_gives_the_same_arrays(copy_root: Path, tmp_path: Path,
-                                                            monkeypatch) -> None:
+                                                   monkeypatch) -> None:
     monkeypatch.setattr(dataset, "PARALLEL_MIN_IMAGES", 1)
     layout = isic2016_split(copy_root, "train")
     alone = load(layout, tmp_path / "one", workers=1)
