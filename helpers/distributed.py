@@ -8,13 +8,17 @@ environment variables; :func:`start` joins them into one process group (NCCL bet
 gloo on CPUs). In :func:`~helpers.train.fit` every process then takes its share of each
 global batch (same global batch size, same shuffling as one process), DistributedDataParallel
 averages the gradients, and the main process (rank 0) alone validates and writes the history
-and checkpoints; the others receive its validation scores.
+and checkpoints; the others receive its validation scores. Before that, the command loads the
+data with :func:`local_main_first`: one process per machine decodes the images into the
+cache while the others wait, then they read the finished cache instead of decoding it again.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -22,10 +26,12 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class Rank:
-    """This process's place among ``size`` processes; ``index`` 0 is the main one."""
+    """This process's place among ``size`` processes; ``index`` 0 is the main one, and
+    ``local_index`` is its place on its own machine (0: the machine's first process)."""
 
     index: int = 0
     size: int = 1
+    local_index: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -47,7 +53,41 @@ def start(device: torch.device) -> Rank:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Rank(dist.get_rank(), dist.get_world_size())
+    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+Result = TypeVar("Result")
+
+
+class PartnerStopped(RuntimeError):
+    """Another process of the group stopped with an error (named in the message)."""
+
+
+def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
+    """``work()`` on each machine's first process, then on the others of that machine.
+
+    For work that fills a cache on the machine's disk (decoding the data set): the first
+    process does it once, the others then find it done. If it fails on any machine's first
+    process, every process raises, and none waits forever for a partner that stopped.
+    """
+    if not rank.parallel:
+        return work()
+    first = rank.local_index == 0
+    result, error = None, None
+    if first:
+        try:
+            result = work()
+        except Exception as caught:  # noqa: BLE001 (raised again below, once all have met)
+            error = caught
+    problems = [None] * rank.size
+    dist.all_gather_object(problems, None if error is None
+                           else f"process {rank.index}: {type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    stopped = [problem for problem in problems if problem is not None]
+    if stopped:
+        raise PartnerStopped(f"Another process stopped while loading the data: {stopped[0]}")
+    return result if first else work()
 
 
 def from_main(rank: Rank, value: object) -> object:
@@ -66,7 +106,7 @@ def raise_everywhere(rank: Rank, error: BaseException | None) -> None:
     if error is not None:
         raise error
     if message is not None:
-        raise RuntimeError(f"The main process stopped: {message}")
+        raise PartnerStopped(f"The main process stopped: {message}")
 
 
 def total(rank: Rank, *values: float) -> list[float]:

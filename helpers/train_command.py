@@ -5,8 +5,9 @@
 
 The model is trained exactly as notebook 02 or 03 trains it (same settings, same data, same
 run folder ``<output>/runs/<model>``), and a stopped run resumes where it stopped. Under
-``torchrun`` each process trains on its share of every batch (:mod:`helpers.distributed`);
-the notebooks then find the finished run and go straight on.
+``torchrun`` each machine's first process decodes the data into the cache while the others
+wait and then read it, and each process trains on its share of every batch
+(:mod:`helpers.distributed`); the notebooks then find the finished run and go straight on.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import argparse
 import json
 import sys
 
+from helpers import distributed
 from helpers.config import MODEL_NAMES, ConfigError, load_config
 from helpers.data import DatasetError, load_splits
+from helpers.distributed import PartnerStopped
 from helpers.runs import RunFolderError
 from helpers.train import NonFiniteLossError, build_model, fit
 
@@ -33,11 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.preset, data_root=args.data_root,
                              output_dir=args.output_dir, overrides=args.overrides)
-        splits = load_splits(config, progress=False)
         settings = config.model(args.model)
+        rank = distributed.start(settings.resolved_device())
+        splits = distributed.local_main_first(rank, lambda: load_splits(config, progress=False))
         history = fit(build_model(settings), splits.train, splits.val, settings,
                       config.run_dir(args.model), resume=True)
-    except (ConfigError, DatasetError, RunFolderError, NonFiniteLossError) as error:
+    except (ConfigError, DatasetError, RunFolderError, NonFiniteLossError,
+            PartnerStopped) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     last = history.iloc[-1]

@@ -1,5 +1,5 @@
 """fit under torchrun: two CPU processes (gloo) train like one with the same global batch,
-only the main process writes, and a stopped run resumes."""
+only the main process writes, a stopped run resumes, and only one process decodes the data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import distributed
 from helpers.config import load_config
 from helpers.data import load_splits
+from helpers.distributed import PartnerStopped, Rank, local_main_first
 from helpers.train import HISTORY_COLUMNS, build_model, fit
 
 COLUMNS = [c for c in HISTORY_COLUMNS if c != "seconds"]
@@ -21,15 +23,39 @@ COLUMNS = [c for c in HISTORY_COLUMNS if c != "seconds"]
 TOLERANCE = {"train_loss": 0.05, "val_loss": 0.05, "val_dice": 0.08}
 
 
+#: helpers.train_command, with each decoding of images written to $DECODE_LOG as
+#: "<process> <images>" (the processes' own decoding, counted where it happens).
+COUNTING_COMMAND = """
+import os, sys
+import helpers.data
+decoding = helpers.data._decoding
+def counted(pairs, size, workers):
+    with open(os.environ["DECODE_LOG"], "a") as log:
+        log.write(f"{os.environ['RANK']} {len(pairs)}\\n")
+    return decoding(pairs, size, workers)
+helpers.data._decoding = counted
+from helpers.train_command import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def torchrun(data_root: Path, output_dir: Path, epochs: int) -> pd.DataFrame:
+    """train_command's fine-tuned smoke run on two processes, with its own decode cache
+    (in ``output_dir``) and a log of who decoded, ``output_dir / "decoded.log"``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    script = output_dir / "counting_train_command.py"
+    script.write_text(COUNTING_COMMAND)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--standalone", "-m", "helpers.train_command", "--preset", "smoke",
+               "--standalone", str(script), "--preset", "smoke",
                "--model", "fine_tuned", "--data-root", str(data_root),
                "--output-dir", str(output_dir), "--overrides",
                f'{{"train": {{"epochs": {epochs}}}}}']
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    repository = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repository),
+           "LESIONKIT_CACHE": str(output_dir / "cache"),
+           "DECODE_LOG": str(output_dir / "decoded.log")}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=repository)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("fine_tuned: ") == 2  # both processes finished
     return pd.read_csv(output_dir / "runs" / "fine_tuned" / "history.csv")
@@ -64,5 +90,76 @@ def test_main_process_alone_writes_and_a_stopped_run_resumes(synthetic_root: Pat
         "best.pt", "config.json", "data.json", "history.csv", "last.pt"]
     torchrun(synthetic_root, two_processes / "resumed", epochs=1)
     resumed = torchrun(synthetic_root, two_processes / "resumed", epochs=2)
+    assert len(decodings(two_processes / "resumed")) == 2  # the second run found the cache
     straight = pd.read_csv(folder / "history.csv")
     pd.testing.assert_frame_equal(resumed[COLUMNS], straight[COLUMNS], atol=1e-6)
+
+
+def decodings(output_dir: Path) -> list[tuple[str, int]]:
+    """(process, images) of each decoding the runs into ``output_dir`` did."""
+    lines = (output_dir / "decoded.log").read_text().splitlines()
+    return [(process, int(images)) for process, images in map(str.split, lines)]
+
+
+def test_one_process_decodes_the_data_and_the_other_reads_the_cache(two_processes: Path
+                                                                     ) -> None:
+    decoded = decodings(two_processes / "straight")
+    # the smoke preset's training and test splits, each decoded once, by process 0
+    assert [process for process, _ in decoded] == ["0", "0"]
+    assert all(images > 0 for _, images in decoded)
+
+
+class FakeGroup:
+    """Stands in for torch.distributed's all_gather_object: records what this process sent
+    and when, and returns what the other processes "sent"."""
+
+    def __init__(self, others: list[str | None], events: list[str]) -> None:
+        self.others, self.events = others, events
+
+    def all_gather_object(self, gathered: list, mine: str | None) -> None:
+        self.events.append(f"gathered {mine}")
+        gathered[:] = [mine, *self.others]
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    recorded: list[str] = []
+    monkeypatch.setattr(distributed.dist, "all_gather_object",
+                        FakeGroup([None], recorded).all_gather_object)
+    return recorded
+
+
+def _work(events: list[str], fails: bool = False):
+    def work() -> str:
+        events.append("work")
+        if fails:
+            raise ValueError("bad image ISIC_0000001.jpg")
+        return "splits"
+    return work
+
+
+def test_the_machines_first_process_works_before_the_others_wait_for_it(events) -> None:
+    assert local_main_first(Rank(0, 2, 0), _work(events)) == "splits"
+    assert events == ["work", "gathered None"]
+
+
+def test_the_other_processes_work_after_the_first_one_finished(events) -> None:
+    assert local_main_first(Rank(1, 2, 1), _work(events)) == "splits"
+    assert events == ["gathered None", "work"]
+
+
+def test_a_failure_of_the_first_process_stops_every_process(events, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="ISIC_0000001"):
+        local_main_first(Rank(0, 2, 0), _work(events, fails=True))
+    assert events == ["work", "gathered process 0: ValueError: bad image ISIC_0000001.jpg"]
+    events.clear()
+    monkeypatch.setattr(distributed.dist, "all_gather_object", FakeGroup(
+        ["process 0: ValueError: bad image ISIC_0000001.jpg"], events).all_gather_object)
+    with pytest.raises(PartnerStopped, match="process 0: ValueError: bad image"):
+        local_main_first(Rank(1, 2, 1), _work(events))
+    assert events == ["gathered None"]  # it did not start the work
+
+
+def test_a_single_process_just_works(events) -> None:
+    assert local_main_first(Rank(), _work(events)) == "splits"
+    assert events == ["work"]
