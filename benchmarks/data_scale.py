@@ -100,7 +100,13 @@ def measure(step: str, root: Path, cache: Path) -> dict:
     """One step, in this process (see the module docstring)."""
     from helpers.batches import TensorSet
     from helpers.data import load_split
-    from helpers.train import TrainConfig, build_model, make_optimizer, train_one_epoch
+    from helpers.train import (
+        TrainConfig,
+        build_model,
+        make_optimizer,
+        make_scaler,
+        train_one_epoch,
+    )
 
     layout = isic2016_split(root, "train")
     began = time.perf_counter()
@@ -123,7 +129,7 @@ def measure(step: str, root: Path, cache: Path) -> dict:
 
     from helpers.device import reusing_freed_memory
 
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler = make_scaler(config)
     began = time.perf_counter()
     with reusing_freed_memory(torch.device("cpu")):  # as fit trains
         train_one_epoch(model, TensorSet(data), optimizer, config, 1, None, scaler,

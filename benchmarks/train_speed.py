@@ -71,6 +71,7 @@ from helpers.train import (
     build_model,
     encoder_features,
     make_optimizer,
+    make_scaler,
     segmentation_loss,
     train_one_epoch,
     validate,
@@ -144,7 +145,7 @@ def kit_loop(data: SegmentationSet, config: TrainConfig) -> tuple[Callable[[], N
         began = time.perf_counter()
         features = encoder_features(model, tensors, config)
         extra["features_once_s"] = time.perf_counter() - began
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler = make_scaler(config)
     if config.compile:  # as fit does it
         (model.decoder if features is not None else model).compile()
 
@@ -279,7 +280,7 @@ def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: P
         config = mode_config(mode, batch_size)
         model = build_model(config)
         optimizer = make_optimizer(model, config)
-        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        scaler = make_scaler(config)
         keeping = reusing_freed_memory(torch.device("cpu"))
         features = test_features = None
 

@@ -3,7 +3,7 @@
 A run lives in one folder::
 
     history.csv   one row per finished epoch (rewritten atomically after every epoch)
-    last.pt       model + optimiser after the latest epoch (for ``resume``)
+    last.pt       model, optimiser and loss scaler after the latest epoch (for ``resume``)
     best.pt       model weights of the epoch with the best validation Dice
     config.json   the TrainConfig the run was started with
 
@@ -139,6 +139,14 @@ def make_optimizer(model: MobileNetV2UNet, config: TrainConfig) -> torch.optim.A
         groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr,
                        "name": "encoder"})
     return torch.optim.Adam(groups)
+
+
+def make_scaler(config: TrainConfig) -> torch.amp.GradScaler:
+    """The loss scaler of mixed precision: on for float16 autocast (GPUs without bfloat16),
+    otherwise a no-op. Its scale adapts during training and is saved with ``last.pt``."""
+    device = config.resolved_device()
+    return torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
+                                and not torch.cuda.is_bf16_supported())
 
 
 def learning_rate_factor(config: TrainConfig, epoch: int) -> float:
@@ -402,8 +410,8 @@ def _common_folder(paths: list[Path]) -> str:
 
 
 def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
-                  config: TrainConfig, out_dir: Path, fingerprint: dict
-                  ) -> tuple[int, float, list[dict]]:
+                  scaler: torch.amp.GradScaler, config: TrainConfig, out_dir: Path,
+                  fingerprint: dict) -> tuple[int, float, list[dict]]:
     """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``."""
     last_path = out_dir / runs.LAST
     # More epochs continue a constant-rate run; a cosine schedule depends on the epoch count
@@ -419,6 +427,13 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
         optimizer.load_state_dict(state["optimizer"])
     except (KeyError, ValueError) as error:
         raise RunFolderError(f"{last_path} has no usable optimiser state ({error}).") from error
+    # float16 training's loss scale (runs without float16, and older runs, saved none)
+    if scaler.is_enabled() and state.get("scaler"):
+        try:
+            scaler.load_state_dict(state["scaler"])
+        except (KeyError, RuntimeError, TypeError) as error:
+            raise RunFolderError(f"{last_path} has no usable loss-scaler state ({error})."
+                                 ) from error
     rows = runs.trusted_history(out_dir, state, HISTORY_COLUMNS)
     return int(state["epoch"]) + 1, float(state["best_dice"]), rows
 
@@ -427,15 +442,16 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
                 config: TrainConfig, out_dir: Path, resume: bool, fingerprint: dict,
                 progress: bool, rank: Rank = SINGLE) -> pd.DataFrame:
     history_path, last_path = out_dir / runs.HISTORY, out_dir / runs.LAST
-    device = config.resolved_device()
     optimizer = make_optimizer(model, config)
+    scaler = make_scaler(config)
     rows: list[dict] = []
     start, best_dice = 1, -1.0
     if last_path.exists():
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a run (last.pt). Pass resume=True "
                                   "to continue it, or choose another output folder.")
-        start, best_dice, rows = _resume_state(model, optimizer, config, out_dir, fingerprint)
+        start, best_dice, rows = _resume_state(model, optimizer, scaler, config, out_dir,
+                                               fingerprint)
     distributed.barrier(rank)  # every process has read the folder before the main one writes
     if rank.is_main:
         write_text(out_dir / runs.CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
@@ -456,8 +472,6 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
     if rank.parallel and start <= config.epochs:  # averages the gradients of the processes
         learner = model.decoder if train_features is not None else model
         wrapped = nn.parallel.DistributedDataParallel(learner)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
-                                  and not torch.cuda.is_bf16_supported())
     epochs = tqdm(range(start, config.epochs + 1), desc="Training",
                   disable=not progress or not rank.is_main, initial=start - 1,
                   total=config.epochs)
@@ -489,7 +503,8 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
                 _save_atomic({"model": model.state_dict(), "epoch": epoch,
                               "val_dice": best_dice}, out_dir / runs.BEST)
             _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "epoch": epoch, "best_dice": best_dice, "history": rows}, last_path)
+                          "scaler": scaler.state_dict(), "epoch": epoch,
+                          "best_dice": best_dice, "history": rows}, last_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
     distributed.barrier(rank)  # the files are complete before any process goes on
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

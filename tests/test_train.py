@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import device
+from helpers import device, train
 from helpers.data import load_isic2016
 from helpers.runs import RunFolderError
 from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
@@ -72,6 +72,22 @@ def test_resume_continues_the_same_history(splits, tmp_path: Path) -> None:
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
     assert list(resumed["epoch"]) == [1, 2, 3]
     pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+
+
+def test_a_resumed_run_goes_on_with_the_float16_loss_scale(splits, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    # float16 autocast (a GPU without bfloat16) scales the loss; here an enabled scaler on
+    # the CPU whose scale doubles after every step stands in for it
+    monkeypatch.setattr(train, "make_scaler", lambda config: torch.amp.GradScaler(
+        "cpu", init_scale=2.0 ** 4, growth_interval=1))
+    run(splits, tmp_path / "straight", epochs=3)
+    run(splits, tmp_path / "resumed", epochs=1)
+    run(splits, tmp_path / "resumed", epochs=3, resume=True)
+    straight, resumed = (torch.load(tmp_path / name / "last.pt", weights_only=True)["scaler"]
+                         for name in ("straight", "resumed"))
+    steps = 3 * -(-len(splits.train) // 6)  # three epochs of batches of 6
+    assert straight["scale"] == 2.0 ** (4 + steps)
+    assert resumed == straight
 
 
 def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
