@@ -6,14 +6,17 @@ split and size has a folder ``<cache_dir>/<split>-<size>/`` of *shards*; a shard
 
 * ``shard-<key>.images.npy``  (n, S, S, 3) uint8
 * ``shard-<key>.masks.npy``   (n, S, S) uint8, values {0, 1}
-* ``shard-<key>.json``        for each row: the sample's id, original size and *source key*
-  (its image and mask files' paths, sizes and modification times)
+* ``shard-<key>.json``        for each row: the sample's id, original size, *source key*
+  (its image and mask files' paths, sizes and modification times) and the CRC-32 of its
+  image and mask bytes
 
 A sample is found by its source key, wherever it is stored. So when files change or are
 added, only those are decoded again (into a new shard); when a long decode is interrupted,
 the shards finished so far are kept and the next load decodes only the rest. Every file is
 written atomically and a shard's ``.json`` is written last, so a shard without it does not
-exist. A shard none of whose rows the split still uses is removed.
+exist. A shard none of whose rows the split still uses is removed. Every row read is checked
+against its CRC-32, so a file changed or damaged on disk after it was written is never
+trained on: its shard is removed and its images are decoded again (:class:`DamagedCache`).
 
 Reading never needs the whole split in memory: :class:`DiskArray` reads the rows a batch asks
 for from the ``.npy`` files (plain reads, no memory map, so the process's resident memory does
@@ -28,6 +31,7 @@ import json
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +41,33 @@ import numpy as np
 
 from helpers.atomic import atomic_path, write_text
 
-CACHE_VERSION = 3  # 3: shards of .npy files (2: one .npz per split; 1: masks read differently)
+CACHE_VERSION = 4  # 4: rows with CRC-32s (3: shards of .npy files; 2: one .npz per split)
 SHARD_BYTES = 64 * 2**20  # a shard's images and masks, at most (a shard holds at least one row)
 
 
-class NpyRows:
-    """One ``.npy`` file whose rows (along the first axis) are read only when asked for."""
+class DamagedCache(OSError):
+    """A cached row does not match the CRC-32 written with it; its shard has been removed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, row: int) -> None:
+        self.path, self.row = path, row
+        self.problem = (f"{path}, row {row}: the bytes do not match the checksum written with "
+                        "them (the file was changed or damaged on disk)")
+        super().__init__(f"{self.problem}. Its shard has been removed; load the data again "
+                         "to decode those images again.")
+
+
+def row_checksums(array: np.ndarray) -> list[int]:
+    """The CRC-32 of each row's bytes (what a shard's index records for its rows)."""
+    return [zlib.crc32(np.ascontiguousarray(row)) for row in array]
+
+
+class NpyRows:
+    """One ``.npy`` file whose rows (along the first axis) are read only when asked for; with
+    ``checksums`` (a CRC-32 per row) every row read is checked against its own."""
+
+    def __init__(self, path: Path, checksums: Sequence[int] | None = None) -> None:
         self.path = Path(path)
+        self.checksums = checksums
         with open(self.path, "rb") as file:
             version = np.lib.format.read_magic(file)
             if version == (1, 0):
@@ -64,7 +86,8 @@ class NpyRows:
 
     def read(self, file: BinaryIO, first: int, out: np.ndarray) -> None:
         """Rows ``first, first + 1, ...`` into ``out`` (as many as it holds), from ``file``
-        (this file, opened by the caller)."""
+        (this file, opened by the caller). A row that does not match its checksum removes
+        the shard it belongs to and raises :class:`DamagedCache`."""
         view = memoryview(out).cast("B")
         file.seek(self.offset + first * self.row_bytes)
         done = 0
@@ -73,6 +96,13 @@ class NpyRows:
             if not got:
                 raise OSError(f"{self.path} ended early (changed while in use?)")
             done += got
+        if self.checksums is None:
+            return
+        for number, (row, expected) in enumerate(
+                zip(row_checksums(out), self.checksums[first:first + len(out)], strict=True)):
+            if row != expected:
+                remove_shard(self.path.parent, self.path.name.split(".")[0])
+                raise DamagedCache(self.path, first + number)
 
 
 class DiskArray:
@@ -227,10 +257,12 @@ class SplitCache:
         for row in rows:
             if not (isinstance(row["id"], str) and isinstance(row["source"], str)
                     and len(row["original_size"]) == 2
-                    and all(isinstance(v, int) for v in row["original_size"])):
-                raise ValueError(f"a row of its index is not (id, source, original size): {row}")
-        images = NpyRows(self.folder / f"{name}.images.npy")
-        masks = NpyRows(self.folder / f"{name}.masks.npy")
+                    and all(isinstance(v, int) for v in row["original_size"])
+                    and len(row["crc32"]) == 2 and all(isinstance(v, int) for v in row["crc32"])):
+                raise ValueError("a row of its index is not (id, source, original size, "
+                                 f"checksums): {row}")
+        images = NpyRows(self.folder / f"{name}.images.npy", [r["crc32"][0] for r in rows])
+        masks = NpyRows(self.folder / f"{name}.masks.npy", [r["crc32"][1] for r in rows])
         n = len(rows)
         if (images.shape != (n, size, size, 3) or masks.shape != (n, size, size)
                 or images.dtype != np.uint8 or masks.dtype != np.uint8):
@@ -286,6 +318,9 @@ class SplitCache:
     def add(self, entries: list[dict], images: np.ndarray, masks: np.ndarray) -> None:
         """Write one shard: ``entries`` (id, source, original_size per row) and its arrays;
         the index last, so that a shard without one does not exist."""
+        entries = [{**entry, "crc32": list(crcs)} for entry, crcs in
+                   zip(entries, zip(row_checksums(images), row_checksums(masks), strict=True),
+                       strict=True)]
         sources = "\n".join([str(CACHE_VERSION), *(e["source"] for e in entries)])
         name = f"shard-{hashlib.sha256(sources.encode()).hexdigest()[:20]}"
         for part, array in (("images", images), ("masks", masks)):
@@ -312,8 +347,13 @@ class SplitCache:
                     array.unlink()
 
     def _remove(self, name: str) -> None:
-        # The index first: without it the shard is gone at once, even if an array cannot be
-        # removed yet (on Windows, while another process reads it; a later sweep will).
-        for suffix in (".json", ".images.npy", ".masks.npy"):
-            with contextlib.suppress(OSError):
-                (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
+        remove_shard(self.folder, name)
+
+
+def remove_shard(folder: Path, name: str) -> None:
+    """Remove the shard ``name`` in ``folder``. The index first: without it the shard is gone
+    at once, even if an array cannot be removed yet (on Windows, while another process reads
+    it; a later sweep will)."""
+    for suffix in (".json", ".images.npy", ".masks.npy"):
+        with contextlib.suppress(OSError):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)

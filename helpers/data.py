@@ -63,7 +63,15 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers.cache import DiskArray, SplitCache, row_blocks, rows_per_shard, source_key
+from helpers.cache import (
+    DamagedCache,
+    DiskArray,
+    Found,
+    SplitCache,
+    row_blocks,
+    rows_per_shard,
+    source_key,
+)
 from helpers.paths import SYNTHETIC_ROOT
 
 if TYPE_CHECKING:
@@ -572,10 +580,32 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
                       "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=2)
         images, masks, sizes = _decode_in_memory(pairs, size, workers, progress, desc)
         return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
+    for attempt in (1, 2):  # twice: a damaged shard found while reading is decoded again
+        found = _complete(store, pairs, keys, size, workers, progress, desc)
+        images, masks = found.images, found.masks
+        if images.nbytes + masks.nbytes > in_memory_gb * 2**30:
+            break  # read batch by batch, each row checked as it is read
+        try:
+            images, masks = np.asarray(images), np.asarray(masks)
+            break
+        except DamagedCache as error:
+            if attempt == 2:
+                raise
+            warnings.warn(f"Cache file {error.problem}; decoding its images again",
+                          stacklevel=2)
+    store.sweep()
+    _remove_old_caches(cache_dir, stem)
+    return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
+                           **common)
+
+
+def _complete(store: SplitCache, pairs: list[Pair], keys: list[str], size: int, workers: int,
+              progress: bool, desc: str) -> Found:
+    """Every key's cached rows in ``store``, after decoding those it lacks."""
     found = store.find(keys)
     for _ in range(2):  # twice: another process may remove shards meanwhile (rare)
         if not found.missing:
-            break
+            return found
         _decode_into_cache(store, [pairs[i] for i in found.missing],
                            [keys[i] for i in found.missing], size, workers, progress, desc)
         found = store.find(keys)
@@ -583,13 +613,7 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
         raise OSError(f"{len(found.missing)} decoded image(s) were removed from the cache "
                       f"{store.folder} as soon as they were written: is another process "
                       "clearing it?")
-    store.sweep()
-    _remove_old_caches(cache_dir, stem)
-    images, masks = found.images, found.masks
-    if images.nbytes + masks.nbytes <= in_memory_gb * 2**30:
-        images, masks = np.asarray(images), np.asarray(masks)
-    return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
-                           **common)
+    return found
 
 
 def train_val_split(n: int, val_fraction: float = 0.15, seed: int = 0

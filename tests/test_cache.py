@@ -150,6 +150,52 @@ def test_a_damaged_shard_is_decoded_again_with_a_warning(copy_root: Path, tmp_pa
     assert len(decoded) == 8
 
 
+def change_a_byte(array_file: Path, row: int) -> None:
+    """Change one byte in ``row`` of a cached ``.npy`` file, in place (the size stays)."""
+    rows = cache_module.NpyRows(array_file)
+    with open(array_file, "r+b") as file:
+        file.seek(rows.offset + row * rows.row_bytes + rows.row_bytes // 2)
+        value = file.read(1)[0]
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([value ^ 0x01]))
+
+
+@pytest.mark.parametrize("part", ["images", "masks"])
+def test_a_cached_row_changed_on_disk_is_found_and_decoded_again(copy_root: Path,
+                                                                  tmp_path: Path, part: str,
+                                                                  decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    [index] = shards(tmp_path)
+    array_file = index.with_suffix(f".{part}.npy")
+    change_a_byte(array_file, row=5)
+    decoded.clear()
+    with pytest.warns(UserWarning, match=f"Cache file {array_file}, row 5: the bytes do not "
+                                         "match the checksum"):
+        again = load(layout, tmp_path)
+    assert len(decoded) == 8  # its shard, decoded again
+    assert np.array_equal(again.images, first.images)
+    assert np.array_equal(again.masks, first.masks)
+
+
+def test_a_changed_row_of_a_split_on_disk_stops_naming_the_file(copy_root: Path,
+                                                                tmp_path: Path,
+                                                                decoded) -> None:
+    layout = isic2016_split(copy_root, "test")
+    first = load(layout, tmp_path)
+    on_disk = load(layout, tmp_path, in_memory_gb=0)
+    [index] = shards(tmp_path)
+    change_a_byte(index.with_suffix(".images.npy"), row=2)
+    assert np.array_equal(on_disk.images[[0, 1]], first.images[[0, 1]])  # rows unchanged
+    with pytest.raises(cache_module.DamagedCache, match=r"images\.npy, row 2: the bytes do "
+                                                        "not match.*load the data again"):
+        on_disk.images[[1, 2]]
+    assert not shards(tmp_path)  # removed: the next load decodes its images again
+    decoded.clear()
+    again = load(layout, tmp_path)
+    assert len(decoded) == 8 and np.array_equal(again.images, first.images)
+
+
 def test_an_unwritable_cache_folder_warns_and_loads_without_it(copy_root: Path,
                                                                tmp_path: Path) -> None:
     blocker = tmp_path / "not_a_folder"
