@@ -90,15 +90,20 @@ def compiled(section: dict) -> list[str]:
 def kept_memory(section: dict) -> list[str]:
     rows = [[str(r["size"]), r["mode"], f"{r['glibc_epoch_s']:.2f}", f"{r['kept_epoch_s']:.2f}",
              f"{r['speedup']:.2f}×"] for r in section["rows"]]
-    memory = section["memory"]
-    rows.append([f"{memory['images']:,} SYNTHETIC, 256², from disk", "fine-tuned",
-                 f"{memory['glibc']['seconds']:.0f}", f"{memory['kept']['seconds']:.0f}",
-                 f"{memory['glibc']['seconds'] / memory['kept']['seconds']:.2f}×"])
+    images, memory = section["images"], section.get("memory")
+    peak = ""
+    if memory:
+        rows.append([f"{memory['images']:,} SYNTHETIC, 256², from disk", "fine-tuned",
+                     f"{memory['glibc']['seconds']:.0f}", f"{memory['kept']['seconds']:.0f}",
+                     f"{memory['glibc']['seconds'] / memory['kept']['seconds']:.2f}×"])
+        peak = (f"; the last row a training epoch alone, with its peak RSS: "
+                f"{memory['glibc']['peak_rss_mib']:.0f} MiB left alone, "
+                f"{memory['kept']['peak_rss_mib']:.0f} MiB kept")
     return [f"**Freed memory kept for reuse** (as `fit` runs) against glibc's malloc left "
-            f"alone (all {section['images']} training images, batch {section['batch_size']}, "
-            "fastest of 3 taking turns; the last row one epoch each in its own process, with "
-            f"its peak RSS: {memory['glibc']['peak_rss_mib']:.0f} MiB left alone, "
-            f"{memory['kept']['peak_rss_mib']:.0f} MiB kept):", ""] + _table(
+            f"alone (an epoch: the {images['train']} training images, batch "
+            f"{section['batch_size']}, then the {images['test']} test images evaluated; "
+            f"{section['processes']}, fastest of {section.get('repeats', 3)} taking turns"
+            f"{peak}):", ""] + _table(
         ["size", "mode", "left alone s", "kept s", "speed-up"], rows, right=2)
 
 

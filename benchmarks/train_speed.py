@@ -261,16 +261,20 @@ def limits(results: dict, batch_size: int) -> dict:
     return section
 
 
-def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: Path,
+def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: Path | None,
                               data_root: Path, batch_size: int = 45, size: int = 128) -> dict:
     """A warm-up epoch and a timed one of ``contender`` ("kit" or "seed_a"), as a fresh
     notebook kernel or script runs them: the kit as ``fit`` does (freed memory kept for reuse
-    over both epochs, frozen features computed once), seed A as its author wrote it."""
+    over both epochs unless ``LESIONKIT_KEEP_FREED_MEMORY=0``, frozen features computed
+    once), seed A (from its ``tensors``) as its author wrote it. An epoch trains on the
+    training split and evaluates the test split."""
     frozen = mode == "frozen"
     once = 0.0
     if contender == "seed_a":
         from seed_a import seed_a_epoch
 
+        if tensors is None:
+            raise ValueError("seed A's epoch needs --tensors")
         theirs = torch.load(tensors, weights_only=True)
         epoch = seed_a_epoch(theirs["train"], theirs["test"], frozen, batch_size)
         keeping: AbstractContextManager = nullcontext()  # glibc's malloc left alone
@@ -393,37 +397,40 @@ def versus_compile(data_root: Path, size: int, n_images: int, repeats: int, batc
 
 def versus_glibc_malloc(data_root: Path, sizes: tuple[int, ...], repeats: int,
                         batch_size: int, scale_images: int = 1000) -> dict:
-    """The kit's epoch over the whole training set with freed memory kept for reuse (as
-    ``fit`` runs it) against the same epoch with glibc's malloc left as it is, taking turns
-    in this process; then the peak memory of each, from a fine-tuned epoch at 256² in a
-    process of its own. (The whole set, because each measured epoch enters and leaves the
-    setting, and its first step takes fresh pages either way.)"""
-    from data_scale import epoch_with_and_without_kept_memory
+    """The kit's epoch (the whole training split, then the test split evaluated) with freed
+    memory kept for reuse, as ``fit`` runs it, against the same epoch with glibc's malloc
+    left as it is (``LESIONKIT_KEEP_FREED_MEMORY=0``). Each measured epoch runs in a fresh
+    process after a warm-up epoch there, the two taking turns, so neither inherits the
+    other's memory state. Then the peak memory of each, from a fine-tuned epoch at 256² of
+    ``scale_images`` SYNTHETIC images in a process of its own."""
+    from data_scale import epoch_with_and_without_kept_memory, json_from_child
 
-    layout = isic2016_split(data_root, "train")
-    section: dict = {"batch_size": batch_size, "rows": []}
-    for size in sizes:
-        data = load_split(layout, size, progress=False)
-        section["images"] = len(data)
-        for mode in ("frozen", "fine-tuned"):
-            config = mode_config(mode, batch_size)
-            kept, _ = kit_loop(data, config)
-
-            def glibc(epoch: Callable[[], None] = kept) -> None:
-                os.environ["LESIONKIT_KEEP_FREED_MEMORY"] = "0"
-                try:
-                    epoch()
-                finally:
-                    del os.environ["LESIONKIT_KEEP_FREED_MEMORY"]
-
-            seconds = _interleaved(repeats, {"kept": kept, "glibc": glibc})
-            row = {"size": size, "mode": mode, "kept_epoch_s": seconds["kept"],
-                   "glibc_epoch_s": seconds["glibc"],
-                   "speedup": seconds["glibc"] / seconds["kept"]}
-            section["rows"].append(row)
-            print(f"kept memory {size:>4} {mode:<10} {seconds['glibc']:.2f} s -> "
-                  f"{seconds['kept']:.2f} s ({row['speedup']:.2f}x)", flush=True)
-    section["memory"] = epoch_with_and_without_kept_memory(scale_images)
+    section: dict = {"batch_size": batch_size, "repeats": repeats, "rows": [],
+                     "processes": "each measured epoch in a fresh process, after a warm-up "
+                                  "epoch there"}
+    with tempfile.TemporaryDirectory() as cache:
+        for size in sizes:
+            for split in ("train", "test"):
+                data = load_split(isic2016_split(data_root, split), size, cache, False)
+                section.setdefault("images", {})[split] = len(data)
+            for mode in ("frozen", "fine-tuned"):
+                best = {"kept": float("inf"), "glibc": float("inf")}
+                for _ in range(repeats):
+                    for name, keep in (("kept", "1"), ("glibc", "0")):
+                        result = json_from_child(
+                            [__file__, "--one-epoch", "kit", mode, "--data-root",
+                             str(data_root), "--cache", cache, "--size", str(size),
+                             "--batch-size", str(batch_size)],
+                            env={**os.environ, "LESIONKIT_KEEP_FREED_MEMORY": keep})
+                        best[name] = min(best[name], result["seconds"])
+                row = {"size": size, "mode": mode, "kept_epoch_s": best["kept"],
+                       "glibc_epoch_s": best["glibc"],
+                       "speedup": best["glibc"] / best["kept"]}
+                section["rows"].append(row)
+                print(f"kept memory {size:>4} {mode:<10} {best['glibc']:.2f} s -> "
+                      f"{best['kept']:.2f} s ({row['speedup']:.2f}x)", flush=True)
+    if scale_images:
+        section["memory"] = epoch_with_and_without_kept_memory(scale_images)
     return section
 
 
@@ -518,23 +525,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-no-epoch", action="store_true",
                         help="scale: decoding and loading only; with --update the training "
                              "epochs already in the file are kept")
+    parser.add_argument("--rows", action="store_true",
+                        help="with --update: measure the per-epoch rows again (and --limits, "
+                             "which depends on them)")
+    parser.add_argument("--malloc-images", type=int, default=1000,
+                        help="--malloc: SYNTHETIC images of its peak-memory epoch (0: none)")
     parser.add_argument("--update", action="store_true",
-                        help="measure only the --seed-a, --compile, --malloc and --scale "
-                             "sections asked for and replace them in the existing --json "
-                             "file (noted there)")
+                        help="measure only the --rows, --seed-a, --compile, --malloc and "
+                             "--scale sections asked for and replace them in the existing "
+                             "--json file (noted there)")
     parser.add_argument("--one-epoch", nargs=2, metavar=("CONTENDER", "MODE"),
                         help=argparse.SUPPRESS)  # one seed-A-section epoch, in its process
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     parser.add_argument("--tensors", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=128, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one_epoch:
         result = one_epoch_in_this_process(*args.one_epoch, Path(args.cache),
-                                           Path(args.tensors), Path(args.data_root),
-                                           args.batch_size)
+                                           Path(args.tensors) if args.tensors else None,
+                                           Path(args.data_root), args.batch_size, args.size)
         print(json.dumps(result))
         return 0
-    if args.update and (args.limits or not args.json):
-        parser.error("--update needs --json and cannot measure --limits (it needs the rows)")
+    if args.update and (not args.json or (args.limits and not args.rows)):
+        parser.error("--update needs --json, and --limits needs --rows (it uses them)")
     root = resolve_path(args.data_root) if args.data_root else \
         write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
     sizes = tuple(int(size) for size in args.sizes.split(","))
@@ -552,11 +565,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         results = json.loads(resolve_path(args.json).read_text())
         sections = [name for name, asked in (
-            ("seed_a", args.seed_a), ("compile", args.compile), ("malloc", args.malloc),
+            ("rows", args.rows), ("limits", args.limits), ("seed_a", args.seed_a),
+            ("compile", args.compile), ("malloc", args.malloc),
             ("scale (decoding and loading)" if args.scale_no_epoch else "scale", args.scale))
             if asked]
         results.setdefault("measured_again", []).append(
             {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+        if args.rows:  # the per-epoch rows and what comes with them; the first wall_s stays
+            fresh = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
+            results.update(fresh)
+            save()
     else:
         results = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
         save()
@@ -582,7 +600,8 @@ def main(argv: list[str] | None = None) -> int:
                                             args.repeats, args.batch_size)
         save()
     if args.malloc:
-        results["malloc"] = versus_glibc_malloc(root, sizes, args.repeats, args.batch_size)
+        results["malloc"] = versus_glibc_malloc(root, sizes, args.repeats, args.batch_size,
+                                                args.malloc_images)
         save()
     if args.scale:
         from data_scale import run as scale_run

@@ -18,7 +18,8 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
     out = tmp_path / "cpu.json"
     subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-root",
                     str(synthetic_root), "--sizes", "64", "--images", "12", "--repeats", "1",
-                    "--batch-size", "6", "--seed-a", "--limits", "--json", str(out)],
+                    "--batch-size", "6", "--seed-a", "--limits", "--malloc",
+                    "--malloc-images", "0", "--json", str(out)],
                    cwd=REPO, check=True, capture_output=True)
     results = json.loads(out.read_text())
     assert [(r["size"], r["mode"]) for r in results["rows"]] == [(64, "frozen"),
@@ -30,7 +31,32 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
         seed_a["whole_run_kit_vs_seed_a"]] + [r["kit_vs_reference"] for r in results["rows"]]
     assert all(math.isfinite(x) and x > 0 for x in ratios)
     assert 0 < results["limits"]["rows"][0]["kit_fraction"] < 1
+    malloc = results["malloc"]
+    assert "fresh process" in malloc["processes"] and malloc["images"] == seed_a["images"]
+    assert [(r["size"], r["mode"]) for r in malloc["rows"]] == [(64, "frozen"),
+                                                                 (64, "fine-tuned")]
+    assert all(math.isfinite(r["speedup"]) and r["speedup"] > 0 for r in malloc["rows"])
     tables = subprocess.run([sys.executable, "benchmarks/speed_tables.py", str(out)], cwd=REPO,
                             check=True, capture_output=True, text=True).stdout
     assert "**Against seed A's own loop**" in tables and "The machine's limit" in tables
+    assert "**Freed memory kept for reuse**" in tables
     assert f"{seed_a['rows'][0]['kit_vs_seed_a']:.2f}×" in tables
+
+
+def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(synthetic_root: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    tiny = ["--data-root", str(synthetic_root), "--sizes", "64", "--images", "6",
+            "--repeats", "1", "--batch-size", "6", "--json", str(out)]
+    subprocess.run([sys.executable, "benchmarks/train_speed.py", *tiny], cwd=REPO, check=True,
+                   capture_output=True)
+    before = json.loads(out.read_text())
+    before["seed_a"] = {"kept": "as it was"}  # a section this update does not measure
+    out.write_text(json.dumps(before))
+    subprocess.run([sys.executable, "benchmarks/train_speed.py", *tiny, "--update", "--rows",
+                    "--limits"], cwd=REPO, check=True, capture_output=True)
+    after = json.loads(out.read_text())
+    assert after["seed_a"] == {"kept": "as it was"}
+    assert after["measured_again"][-1]["sections"] == ["rows", "limits"]
+    assert after["rows"] != before["rows"] and len(after["rows"]) == 2  # measured again
+    assert after["wall_s"] == before["wall_s"] and after["measured_again"][-1]["wall_s"] > 0
