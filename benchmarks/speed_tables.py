@@ -33,8 +33,9 @@ def contenders(results: dict) -> list[str]:
     rows = [[str(r["size"]), r["mode"], f"{r['kit_img_s']:.1f}", f"{r['reference_img_s']:.1f}",
              f"{r['smp_img_s']:.1f}", f"{r['kit_vs_reference']:.2f}×", f"{r['kit_vs_smp']:.2f}×",
              f"{r['epoch_over_compute']:.3f}"] for r in results["rows"]]
+    where = f"; {results['processes']}" if "processes" in results else ""
     title = (f"**Per epoch** (first {results['images']} training images, batch "
-             f"{results['batch_size']}, fastest of {results['repeats']}):")
+             f"{results['batch_size']}, fastest of {results['repeats']} taking turns{where}):")
     return [title, ""] + _table(
         ["size", "mode", "kit img/s", "reference img/s", "smp img/s", "kit ÷ reference",
          "kit ÷ smp", "epoch ÷ pure compute"], rows, right=2)

@@ -46,17 +46,16 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
 def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(synthetic_root: Path,
                                                                         tmp_path: Path) -> None:
     out = tmp_path / "cpu.json"
-    tiny = ["--data-root", str(synthetic_root), "--sizes", "64", "--images", "6",
-            "--repeats", "1", "--batch-size", "6", "--json", str(out)]
-    subprocess.run([sys.executable, "benchmarks/train_speed.py", *tiny], cwd=REPO, check=True,
-                   capture_output=True)
-    before = json.loads(out.read_text())
-    before["seed_a"] = {"kept": "as it was"}  # a section this update does not measure
+    before = {"rows": [], "wall_s": 1.0, "seed_a": {"kept": "as it was"}}  # an earlier run's
     out.write_text(json.dumps(before))
-    subprocess.run([sys.executable, "benchmarks/train_speed.py", *tiny, "--update", "--rows",
-                    "--limits"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-root",
+                    str(synthetic_root), "--sizes", "64", "--images", "6", "--repeats", "1",
+                    "--batch-size", "6", "--json", str(out), "--update", "--rows", "--limits"],
+                   cwd=REPO, check=True, capture_output=True)
     after = json.loads(out.read_text())
-    assert after["seed_a"] == {"kept": "as it was"}
+    assert after["seed_a"] == {"kept": "as it was"}  # a section this update did not measure
     assert after["measured_again"][-1]["sections"] == ["rows", "limits"]
-    assert after["rows"] != before["rows"] and len(after["rows"]) == 2  # measured again
-    assert after["wall_s"] == before["wall_s"] and after["measured_again"][-1]["wall_s"] > 0
+    assert [(r["size"], r["mode"]) for r in after["rows"]] == [(64, "frozen"),
+                                                                (64, "fine-tuned")]
+    assert len(after["limits"]["rows"]) == 2
+    assert after["wall_s"] == 1.0 and after["measured_again"][-1]["wall_s"] > 0
