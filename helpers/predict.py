@@ -57,7 +57,7 @@ def predict_masks(model: MobileNetV2UNet, config: TrainConfig, images: list[Imag
     device = config.resolved_device()
     batch = torch.from_numpy(np.stack([resize_image(image, size) for image in images]))
     batch = normalise(batch.to(device).permute(0, 3, 1, 2))
-    if not config.channels_last:
+    if not config.uses_channels_last():
         batch = batch.contiguous()
     with autocast(device, config.amp):
         logits = model.eval()(batch)

@@ -90,6 +90,16 @@ def test_a_resumed_run_goes_on_with_the_float16_loss_scale(splits, tmp_path: Pat
     assert resumed == straight
 
 
+def test_channels_last_is_used_as_set_except_on_a_cuda_gpu(monkeypatch) -> None:
+    config = dataclasses.replace(FINE_TUNED, device="cpu")
+    assert config.uses_channels_last()
+    assert not dataclasses.replace(config, channels_last=False).uses_channels_last()
+    model = build_model(config)
+    assert model.decoder.head[0].weight.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(TrainConfig, "resolved_device", lambda self: torch.device("cuda"))
+    assert not config.uses_channels_last()  # NCHW there: faster (README, "Speed")
+
+
 def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
     run(splits, tmp_path, epochs=1)
     with pytest.raises(FileExistsError, match="already holds a run"):
