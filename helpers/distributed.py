@@ -27,11 +27,13 @@ import torch.distributed as dist
 @dataclass(frozen=True)
 class Rank:
     """This process's place among ``size`` processes; ``index`` 0 is the main one, and
-    ``local_index`` is its place on its own machine (0: the machine's first process)."""
+    ``local_index`` is its place among the ``local_size`` processes on its own machine
+    (0: the machine's first process)."""
 
     index: int = 0
     size: int = 1
     local_index: int = 0
+    local_size: int = 1
 
     @property
     def is_main(self) -> bool:
@@ -53,7 +55,8 @@ def start(device: torch.device) -> Rank:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
+                int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 Result = TypeVar("Result")

@@ -7,12 +7,14 @@ The model is trained exactly as notebook 02 or 03 trains it (same settings, same
 run folder ``<output>/runs/<model>``), and a stopped run resumes where it stopped. Under
 ``torchrun`` each machine's first process decodes the data into the cache while the others
 wait and then read it, and each process trains on its share of every batch
-(:mod:`helpers.distributed`); the notebooks then find the finished run and go straight on.
+(:mod:`helpers.distributed`); the processes of a machine share its ``in_memory_gb``. The
+notebooks then find the finished run and go straight on.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                              output_dir=args.output_dir, overrides=args.overrides)
         settings = config.model(args.model)
         rank = distributed.start(settings.resolved_device())
+        # Every process holds its own copy of a split in RAM: the machine's processes share
+        # the RAM limit, and a split too large for a share is read from the disk cache.
+        config = dataclasses.replace(config, in_memory_gb=config.in_memory_gb / rank.local_size)
         splits = distributed.local_main_first(rank, lambda: load_splits(config, progress=False))
         history = fit(build_model(settings), splits.train, splits.val, settings,
                       config.run_dir(args.model), resume=True)

@@ -24,7 +24,8 @@ TOLERANCE = {"train_loss": 0.05, "val_loss": 0.05, "val_dice": 0.08}
 
 
 #: helpers.train_command, with each decoding of images written to $DECODE_LOG as
-#: "<process> <images>" (the processes' own decoding, counted where it happens).
+#: "<process> <images>" (the processes' own decoding, counted where it happens), and the RAM
+#: limit each process loads its splits with to memory.log beside it.
 COUNTING_COMMAND = """
 import os, sys
 import helpers.data
@@ -34,6 +35,12 @@ def counted(pairs, size, workers):
         log.write(f"{os.environ['RANK']} {len(pairs)}\\n")
     return decoding(pairs, size, workers)
 helpers.data._decoding = counted
+load_splits = helpers.data.load_splits
+def logged_load_splits(config, progress=True):
+    with open(os.environ["DECODE_LOG"].replace("decoded", "memory"), "a") as log:
+        log.write(f"{os.environ['RANK']} {config.in_memory_gb!r}\\n")
+    return load_splits(config, progress)
+helpers.data.load_splits = logged_load_splits
 from helpers.train_command import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -107,6 +114,13 @@ def test_one_process_decodes_the_data_and_the_other_reads_the_cache(two_processe
     # the smoke preset's training and test splits, each decoded once, by process 0
     assert [process for process, _ in decoded] == ["0", "0"]
     assert all(images > 0 for _, images in decoded)
+
+
+def test_the_processes_of_a_machine_share_its_ram_limit(two_processes: Path) -> None:
+    limit = load_config("smoke").in_memory_gb
+    lines = (two_processes / "straight" / "memory.log").read_text().split("\n")
+    assert sorted(line.split() for line in lines if line) == [["0", repr(limit / 2)],
+                                                               ["1", repr(limit / 2)]]
 
 
 class FakeGroup:
