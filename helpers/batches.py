@@ -69,6 +69,12 @@ def normalise(images: Tensor) -> Tensor:
     return torch.addcmul(_SHIFT.to(device), images.float(), _SCALE.to(device))
 
 
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """``x``'s layout: ``torch.channels_last`` if it is stored so, else the default NCHW."""
+    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format)
+
+
 def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
                   ) -> Iterator[Tensor]:
     """Index tensors for one pass over ``n`` samples (the last batch may be smaller)."""
@@ -83,6 +89,7 @@ def augment(images: Tensor, masks: Tensor, generator: torch.Generator,
     ``images`` are normalised floats (B,3,H,W), ``masks`` (B,1,H,W); geometry is applied to both
     identically, colour only to the image. Masks stay exactly binary.
     """
+    layout = memory_format_of(images)
     out_images, out_masks = [], []
     draws = torch.randint(0, 8, (len(images),), generator=generator).tolist()
     for image, mask, draw in zip(images, masks, draws, strict=True):
@@ -91,7 +98,7 @@ def augment(images: Tensor, masks: Tensor, generator: torch.Generator,
         turns = draw & 3
         out_images.append(torch.rot90(image, turns, (-2, -1)))
         out_masks.append(torch.rot90(mask, turns, (-2, -1)))
-    images = torch.stack(out_images).contiguous(memory_format=torch.channels_last)
+    images = torch.stack(out_images).contiguous(memory_format=layout)
     masks = torch.stack(out_masks)
     if colour_jitter > 0:
         shape = (len(images), 1, 1, 1)
@@ -116,7 +123,7 @@ def zoom(images: Tensor, masks: Tensor, factors: Tensor, shifts: Tensor,
     pixel farther than that from the centre (1 = half the width) becomes ``ring_colour``
     (3,): the dark ring of a dermatoscope, where there is no lesion. Masks stay binary.
     """
-    batch = len(images)
+    layout, batch = memory_format_of(images), len(images)
     theta = torch.zeros(batch, 2, 3, device=images.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 / factors
     theta[:, :, 2] = -shifts / factors[:, None]
@@ -134,7 +141,7 @@ def zoom(images: Tensor, masks: Tensor, factors: Tensor, shifts: Tensor,
     outside = (x ** 2 + y ** 2).sqrt()[None, None] > ring_radii[:, None, None, None]
     images = torch.where(outside, ring_colour.view(1, -1, 1, 1), images)
     masks = masks.masked_fill(outside, 0.0)
-    return images.contiguous(memory_format=torch.channels_last), masks
+    return images.contiguous(memory_format=layout), masks
 
 
 def scale_augment(images: Tensor, masks: Tensor, generator: torch.Generator,

@@ -49,13 +49,13 @@ def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: T
     augmentation: four times the work, smoother and usually slightly better masks).
     """
     data = data if isinstance(data, TensorSet) else TensorSet(data)
-    device = config.resolved_device()
+    device, channels_last = config.resolved_device(), config.uses_channels_last()
     model.eval()
     out = []
     with reusing_freed_memory(device):  # faster on a Linux CPU; same results
         for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
                           desc="Predicting", disable=not progress, leave=False):
-            images, _ = data.batch(index, device, config.uses_channels_last())
+            images, _ = data.batch(index, device, channels_last)
             views = FLIPS if flips else ((),)
             probs = 0
             for dims in views:  # the plain view is used as it is, without a copy

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2
 
+from helpers.batches import memory_format_of
 from helpers.weights import WEIGHTS, ensure_imagenet_weights
 
 #: Encoder stages (indices into ``mobilenet_v2().features``) whose outputs feed the decoder.
@@ -100,8 +101,7 @@ class FewChannelBatchNorm2d(nn.BatchNorm2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        layout = torch.channels_last if x.is_contiguous(
-            memory_format=torch.channels_last) else torch.contiguous_format
+        layout = memory_format_of(x)
         return super().forward(x.contiguous()).contiguous(memory_format=layout)
 
 

@@ -72,7 +72,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant", or "cosine" (from the set rates down to 0)
     decoder: str = "transposed"  # "transposed" (report A), "upsample", "report_b"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
-    channels_last: bool = True  # on CPU (and MPS); CUDA GPUs run NCHW (uses_channels_last)
+    channels_last: bool = True  # CPU (and MPS) only: CUDA GPUs run NCHW (uses_channels_last)
     amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
     cache_encoder_features: bool = True  # frozen encoder + no augmentation only
     compile: bool = False  # torch.compile what trains (opt-in: it costs compile time first)
@@ -115,7 +115,7 @@ class TrainConfig:
         """Whether images and the model are channels_last: as set, except on a CUDA GPU.
 
         There NCHW measured faster: cuDNN prepares each new batch shape in channels_last for
-        seconds (report A's whole run on an H100: 128 s channels_last, 75 s NCHW; README
+        seconds (report A's whole run on an H100: 128 s channels_last, 82 s NCHW; README
         "Speed"), while on the CPU channels_last is the fast layout.
         """
         return self.channels_last and self.resolved_device().type != "cuda"
@@ -194,12 +194,12 @@ def segmentation_loss(logits: Tensor, masks: Tensor, kind: str = "bce") -> Tenso
 def encoder_features(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
                      progress: bool = False) -> list[Tensor]:
     """Frozen-encoder outputs for every sample of ``data``, one stacked tensor per stage."""
-    device = config.resolved_device()
+    device, channels_last = config.resolved_device(), config.uses_channels_last()
     model.encoder.eval()
     chunks: list[list[Tensor]] = []
     for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
                       desc="Encoder features (computed once)", disable=not progress, leave=False):
-        images, _ = data.batch(index, device, config.uses_channels_last())
+        images, _ = data.batch(index, device, channels_last)
         with autocast(device, config.amp):
             chunks.append([f.float() for f in model.encoder(images)])
     return [torch.cat(stage) for stage in zip(*chunks, strict=True)]
@@ -220,11 +220,11 @@ def validate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
              features: list[Tensor] | None = None) -> dict[str, float]:
     """Mean loss and mean per-image IoU/Dice (thresholded and soft) over ``data``: the
     per-epoch validation. Test-set evaluation is :mod:`helpers.evaluate`."""
-    device = config.resolved_device()
+    device, channels_last = config.resolved_device(), config.uses_channels_last()
     model.eval()
     total_loss, scores = 0.0, {"iou": [], "dice": [], "soft_iou": [], "soft_dice": []}
     for index in batch_indices(len(data), config.eval_batch_size, shuffle=False):
-        images, masks = data.batch(index, device, config.uses_channels_last())
+        images, masks = data.batch(index, device, channels_last)
         with autocast(device, config.amp):
             logits = _logits(model, images, index, features)
         total_loss += segmentation_loss(logits, masks, config.loss).item() * len(index)
@@ -241,7 +241,7 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
                  wrapped: nn.Module | None = None) -> float:
     """One pass over ``data``; the mean training loss. Under torchrun (``rank``) every
     process draws the same batches and augmentations and trains on its share of each."""
-    device = config.resolved_device()
+    device, channels_last = config.resolved_device(), config.uses_channels_last()
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same seed, same history
     shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     model.train()
@@ -251,7 +251,7 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         batches[-2:] = [torch.cat(batches[-2:])]
     for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
                                         leave=False), start=1):
-        images, masks = data.batch(index, device, config.uses_channels_last())
+        images, masks = data.batch(index, device, channels_last)
         size = len(index)
         if config.scale_augment:
             images, masks = scale_augment(images, masks, shuffle)

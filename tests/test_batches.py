@@ -65,7 +65,18 @@ def test_scale_augment_keeps_masks_binary_and_paired_with_the_lesion() -> None:
     assert set(out_masks.unique().tolist()) <= {0.0, 1.0}
     lesion = out_images[:, :1][out_masks.bool()]
     assert (lesion < 0).float().mean() > 0.95  # where the mask says lesion, the image is dark
-    assert out_images.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format],
+                         ids=["channels_last", "nchw"])
+def test_augmentations_keep_the_layout_of_their_input(layout: torch.memory_format) -> None:
+    # channels_last on the CPU, NCHW on a CUDA GPU (TrainConfig.uses_channels_last)
+    images, masks = _lesion_batch(4)
+    images = images.contiguous(memory_format=layout)
+    for out_images, _ in (augment(images, masks, torch.Generator().manual_seed(0)),
+                          scale_augment(images, masks, torch.Generator().manual_seed(0))):
+        assert out_images.is_contiguous(memory_format=layout)
+        assert out_images.is_contiguous() == (layout == torch.contiguous_format)
 
 
 def test_scale_augment_is_deterministic_for_a_seed() -> None:
