@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -47,6 +48,12 @@ class Rank:
 SINGLE = Rank()
 
 
+#: How long a process waits in a collective step before giving up (torch's defaults are 10
+#: minutes for NCCL and 30 for gloo): the other processes wait while a machine's first one
+#: decodes the whole data set. ``LESIONKIT_DISTRIBUTED_TIMEOUT_MIN`` changes it.
+TIMEOUT_MINUTES = 120
+
+
 def start(device: torch.device) -> Rank:
     """Join the process group ``torchrun`` describes (if it does, and if not joined yet)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
@@ -54,7 +61,9 @@ def start(device: torch.device) -> Rank:
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        minutes = float(os.environ.get("LESIONKIT_DISTRIBUTED_TIMEOUT_MIN", TIMEOUT_MINUTES))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=timedelta(minutes=minutes))
     return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
                 int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
@@ -66,22 +75,17 @@ class PartnerStopped(RuntimeError):
     """Another process of the group stopped with an error (named in the message)."""
 
 
-def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
-    """``work()`` on each machine's first process, then on the others of that machine.
+def _attempt(work: Callable[[], Result]) -> tuple[Result | None, Exception | None]:
+    """``work()``'s result, or the error it raised."""
+    try:
+        return work(), None
+    except Exception as error:  # noqa: BLE001 (raised again by _meet, once all have met)
+        return None, error
 
-    For work that fills a cache on the machine's disk (decoding the data set): the first
-    process does it once, the others then find it done. If it fails on any machine's first
-    process, every process raises, and none waits forever for a partner that stopped.
-    """
-    if not rank.parallel:
-        return work()
-    first = rank.local_index == 0
-    result, error = None, None
-    if first:
-        try:
-            result = work()
-        except Exception as caught:  # noqa: BLE001 (raised again below, once all have met)
-            error = caught
+
+def _meet(rank: Rank, error: Exception | None) -> None:
+    """Every process tells the others whether its work failed; each then raises its own
+    error, or :class:`PartnerStopped` naming another's, or goes on if none failed."""
     problems = [None] * rank.size
     dist.all_gather_object(problems, None if error is None
                            else f"process {rank.index}: {type(error).__name__}: {error}")
@@ -90,7 +94,25 @@ def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
     stopped = [problem for problem in problems if problem is not None]
     if stopped:
         raise PartnerStopped(f"Another process stopped while loading the data: {stopped[0]}")
-    return result if first else work()
+
+
+def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
+    """``work()`` on each machine's first process, then on the others of that machine.
+
+    For work that fills a cache on the machine's disk (decoding the data set): the first
+    process does it once, the others then find it done. The processes meet after each turn:
+    if the work fails on any process, every process raises, and none waits for a partner
+    that stopped.
+    """
+    if not rank.parallel:
+        return work()
+    first = rank.local_index == 0
+    result, error = _attempt(work) if first else (None, None)
+    _meet(rank, error)
+    if not first:
+        result, error = _attempt(work)
+    _meet(rank, error)
+    return result
 
 
 def from_main(rank: Rank, value: object) -> object:

@@ -125,21 +125,26 @@ def test_the_processes_of_a_machine_share_its_ram_limit(two_processes: Path) -> 
 
 class FakeGroup:
     """Stands in for torch.distributed's all_gather_object: records what this process sent
-    and when, and returns what the other processes "sent"."""
+    and when, and returns what the other processes "sent" in each round."""
 
-    def __init__(self, others: list[str | None], events: list[str]) -> None:
-        self.others, self.events = others, events
+    def __init__(self, rounds: list[list[str | None]], events: list[str]) -> None:
+        self.rounds, self.events = list(rounds), events
 
     def all_gather_object(self, gathered: list, mine: str | None) -> None:
         self.events.append(f"gathered {mine}")
-        gathered[:] = [mine, *self.others]
+        gathered[:] = [mine, *self.rounds.pop(0)]
+
+
+def _group(monkeypatch: pytest.MonkeyPatch, events: list[str],
+           rounds: list[list[str | None]]) -> None:
+    monkeypatch.setattr(distributed.dist, "all_gather_object",
+                        FakeGroup(rounds, events).all_gather_object)
 
 
 @pytest.fixture
 def events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     recorded: list[str] = []
-    monkeypatch.setattr(distributed.dist, "all_gather_object",
-                        FakeGroup([None], recorded).all_gather_object)
+    _group(monkeypatch, recorded, [[None], [None]])  # the other process: no failures
     return recorded
 
 
@@ -152,26 +157,40 @@ def _work(events: list[str], fails: bool = False):
     return work
 
 
+BAD_IMAGE = "ValueError: bad image ISIC_0000001.jpg"
+
+
 def test_the_machines_first_process_works_before_the_others_wait_for_it(events) -> None:
-    assert local_main_first(Rank(0, 2, 0), _work(events)) == "splits"
-    assert events == ["work", "gathered None"]
+    assert local_main_first(Rank(0, 2, 0, 2), _work(events)) == "splits"
+    assert events == ["work", "gathered None", "gathered None"]
 
 
 def test_the_other_processes_work_after_the_first_one_finished(events) -> None:
-    assert local_main_first(Rank(1, 2, 1), _work(events)) == "splits"
-    assert events == ["gathered None", "work"]
+    assert local_main_first(Rank(1, 2, 1, 2), _work(events)) == "splits"
+    assert events == ["gathered None", "work", "gathered None"]
 
 
 def test_a_failure_of_the_first_process_stops_every_process(events, monkeypatch) -> None:
     with pytest.raises(ValueError, match="ISIC_0000001"):
-        local_main_first(Rank(0, 2, 0), _work(events, fails=True))
-    assert events == ["work", "gathered process 0: ValueError: bad image ISIC_0000001.jpg"]
+        local_main_first(Rank(0, 2, 0, 2), _work(events, fails=True))
+    assert events == ["work", f"gathered process 0: {BAD_IMAGE}"]
     events.clear()
-    monkeypatch.setattr(distributed.dist, "all_gather_object", FakeGroup(
-        ["process 0: ValueError: bad image ISIC_0000001.jpg"], events).all_gather_object)
+    _group(monkeypatch, events, [[f"process 0: {BAD_IMAGE}"]])
     with pytest.raises(PartnerStopped, match="process 0: ValueError: bad image"):
-        local_main_first(Rank(1, 2, 1), _work(events))
+        local_main_first(Rank(1, 2, 1, 2), _work(events))
     assert events == ["gathered None"]  # it did not start the work
+
+
+def test_a_failure_of_another_process_stops_the_first_one_too(events, monkeypatch) -> None:
+    _group(monkeypatch, events, [[None], [f"process 1: {BAD_IMAGE}"]])
+    with pytest.raises(PartnerStopped, match="process 1: ValueError: bad image"):
+        local_main_first(Rank(0, 2, 0, 2), _work(events))
+    assert events == ["work", "gathered None", "gathered None"]
+    events.clear()
+    _group(monkeypatch, events, [[None], [None]])
+    with pytest.raises(ValueError, match="ISIC_0000001"):
+        local_main_first(Rank(1, 2, 1, 2), _work(events, fails=True))
+    assert events == ["gathered None", "work", f"gathered process 1: {BAD_IMAGE}"]
 
 
 def test_a_single_process_just_works(events) -> None:
