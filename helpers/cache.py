@@ -16,7 +16,8 @@ the shards finished so far are kept and the next load decodes only the rest. Eve
 written atomically and a shard's ``.json`` is written last, so a shard without it does not
 exist. A shard none of whose rows the split still uses is removed. Every row read is checked
 against its CRC-32, so a file changed or damaged on disk after it was written is never
-trained on: its shard is removed and its images are decoded again (:class:`DamagedCache`).
+trained on: its shard is removed (:class:`DamagedCache`) and its images are decoded again, at
+once for a split held in RAM, at the next load for one read from disk.
 
 Reading never needs the whole split in memory: :class:`DiskArray` reads the rows a batch asks
 for from the ``.npy`` files (plain reads, no memory map, so the process's resident memory does
@@ -46,14 +47,23 @@ SHARD_BYTES = 64 * 2**20  # a shard's images and masks, at most (a shard holds a
 
 
 class DamagedCache(OSError):
-    """A cached row does not match the CRC-32 written with it; its shard has been removed."""
+    """A cached row does not match the CRC-32 written with it; its shard has been removed.
+    ``again``: it happened again right after those images were decoded afresh."""
 
-    def __init__(self, path: Path, row: int) -> None:
-        self.path, self.row = path, row
+    def __init__(self, path: Path, row: int, again: bool = False) -> None:
+        self.path, self.row, self.again = path, row, again
         self.problem = (f"{path}, row {row}: the bytes do not match the checksum written with "
                         "them (the file was changed or damaged on disk)")
-        super().__init__(f"{self.problem}. Its shard has been removed; load the data again "
-                         "to decode those images again.")
+        if again:
+            advice = ("It happened again right after its images were decoded afresh, so "
+                      "something keeps changing that folder (a sync tool, a failing disk): "
+                      "set LESIONKIT_CACHE to a folder elsewhere and load the data again.")
+        else:
+            advice = "Load the data again to decode those images again."
+        super().__init__(f"{self.problem}. Its shard has been removed. {advice}")
+
+    def __reduce__(self) -> tuple:  # for worker processes: rebuilt from the same arguments
+        return DamagedCache, (self.path, self.row, self.again)
 
 
 def row_checksums(array: np.ndarray) -> list[int]:

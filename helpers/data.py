@@ -39,6 +39,8 @@ refused with a :class:`DatasetError` naming the file and the problem otherwise.
 * A mask file with non-zero pixels never loads as empty. After resizing to the training size a
   lesion may vanish only when it is tiny (under four training pixels' worth of source pixels),
   with a warning; a larger lesion that vanishes (a thin outline) is refused.
+* Every cached row is checked against the CRC-32 written with it: a row changed on disk is
+  never used, and its images are decoded again (:mod:`helpers.cache`).
 * An unreadable cache file is a cache miss (with a warning) and its images are decoded again;
   an unwritable cache folder gives a warning and the split is used without a cache. Removing
   unused cache files never touches another process's temporary file.
@@ -590,7 +592,7 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
             break
         except DamagedCache as error:
             if attempt == 2:
-                raise
+                raise DamagedCache(error.path, error.row, again=True) from error
             warnings.warn(f"Cache file {error.problem}; decoding its images again",
                           stacklevel=2)
     store.sweep()

@@ -19,6 +19,7 @@ import json
 import sys
 
 from helpers import distributed
+from helpers.cache import DamagedCache
 from helpers.config import MODEL_NAMES, ConfigError, load_config
 from helpers.data import DatasetError, load_splits
 from helpers.distributed import PartnerStopped
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         splits = distributed.local_main_first(rank, lambda: load_splits(config, progress=False))
         history = fit(build_model(settings), splits.train, splits.val, settings,
                       config.run_dir(args.model), resume=True)
-    except (ConfigError, DatasetError, RunFolderError, NonFiniteLossError,
+    except (ConfigError, DatasetError, DamagedCache, RunFolderError, NonFiniteLossError,
             PartnerStopped) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ decoding, and splits read from disk batch by batch."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import threading
 import warnings
@@ -188,12 +189,33 @@ def test_a_changed_row_of_a_split_on_disk_stops_naming_the_file(copy_root: Path,
     change_a_byte(index.with_suffix(".images.npy"), row=2)
     assert np.array_equal(on_disk.images[[0, 1]], first.images[[0, 1]])  # rows unchanged
     with pytest.raises(cache_module.DamagedCache, match=r"images\.npy, row 2: the bytes do "
-                                                        "not match.*load the data again"):
+                                                        "not match.*Load the data again"):
         on_disk.images[[1, 2]]
     assert not shards(tmp_path)  # removed: the next load decodes its images again
     decoded.clear()
     again = load(layout, tmp_path)
     assert len(decoded) == 8 and np.array_equal(again.images, first.images)
+
+
+def test_damage_that_comes_back_after_decoding_afresh_stops_with_advice(
+        copy_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    add = cache_module.SplitCache.add
+
+    def add_then_damage(store, entries, images, masks) -> None:  # as a failing disk would
+        add(store, entries, images, masks)
+        newest = max(store.folder.glob("shard-*.images.npy"), key=lambda f: f.stat().st_mtime_ns)
+        change_a_byte(newest, row=0)
+
+    monkeypatch.setattr(cache_module.SplitCache, "add", add_then_damage)
+    with pytest.warns(UserWarning, match="Cache file .*row 0: the bytes do not match"), \
+            pytest.raises(cache_module.DamagedCache, match="happened again.*LESIONKIT_CACHE"):
+        load(isic2016_split(copy_root, "test"), tmp_path)
+
+
+def test_a_damaged_cache_error_survives_pickling(tmp_path: Path) -> None:
+    error = cache_module.DamagedCache(tmp_path / "shard-1.images.npy", 3, again=True)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.path, copy.row, copy.again) == (str(error), error.path, 3, True)
 
 
 def test_an_unwritable_cache_folder_warns_and_loads_without_it(copy_root: Path,
