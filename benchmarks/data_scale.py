@@ -140,10 +140,14 @@ def measure(step: str, root: Path, cache: Path) -> dict:
 
 
 def json_from_child(arguments: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run ``python ARGUMENTS`` in a process of its own; the JSON of its last output line."""
-    output = subprocess.run([sys.executable, *arguments], check=True, capture_output=True,
-                            text=True, env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    """Run ``python ARGUMENTS`` in a process of its own; the JSON of its last output line.
+    If it fails, the error names the command and ends with what it printed to stderr."""
+    done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True,
+                          env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(arguments)} failed (exit code {done.returncode}):\n"
+                           f"{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run(counts: list[int], epoch: bool = True) -> dict:

@@ -79,6 +79,9 @@ from helpers.train import (
     validate,
 )
 
+#: The sections of the results besides the per-epoch rows (each from its own option).
+SECTIONS = ("limits", "seed_a", "compile", "malloc", "scale", "measured_again")
+
 
 def mode_config(mode: str, batch_size: int) -> TrainConfig:
     """Report A's settings for one model on the CPU: ``mode`` is "frozen" or "fine-tuned"."""
@@ -625,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
             {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
         if args.rows:  # the per-epoch rows and what comes with them; the first wall_s stays
             fresh = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
+            for stale in set(results) - set(fresh) - set(SECTIONS) - {"wall_s"}:
+                del results[stale]  # a figure the benchmark no longer measures
             results.update(fresh)
             save()
     else:
@@ -675,8 +680,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")
     for key, value in results.items():
-        if key not in ("rows", "seed_a", "limits", "compile", "malloc", "scale",
-                       "measured_again"):
+        if key not in ("rows", *SECTIONS):
             print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     save()
     return 0

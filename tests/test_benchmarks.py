@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +48,8 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
 def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(synthetic_root: Path,
                                                                         tmp_path: Path) -> None:
     out = tmp_path / "cpu.json"
-    before = {"rows": [], "wall_s": 1.0, "seed_a": {"kept": "as it was"}}  # an earlier run's
+    before = {"rows": [], "wall_s": 1.0, "seed_a": {"kept": "as it was"},  # an earlier run's
+              "peak_memory_mib": 10755.0}  # a figure the benchmark no longer measures
     out.write_text(json.dumps(before))
     subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-root",
                     str(synthetic_root), "--sizes", "64", "--images", "6", "--repeats", "1",
@@ -59,3 +62,15 @@ def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(syntheti
                                                                 (64, "fine-tuned")]
     assert len(after["limits"]["rows"]) == 2
     assert after["wall_s"] == 1.0 and after["measured_again"][-1]["wall_s"] > 0
+    assert "peak_memory_mib" not in after
+
+
+def test_a_failed_measuring_process_names_its_command_and_shows_its_error() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from data_scale import json_from_child
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    with pytest.raises(RuntimeError, match=r"(?s)-c raise SystemExit\('no such image'\) "
+                                           r"failed \(exit code 1\):.*no such image"):
+        json_from_child(["-c", "raise SystemExit('no such image')"])
