@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-# The first install writes about 6.3 GB into .venv (PyPI's torch carries its CUDA libraries):
+# The first install writes about 6.3 GiB into .venv (PyPI's torch carries its CUDA libraries):
 # with less free space it would stop half-way with pip's "No space left on device".
 needs_gib=${LESIONKIT_SETUP_NEEDS_GIB:-7}
 stamp=.venv/.lesionkit-installed
@@ -14,7 +14,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     free_mib=$(( $(df -Pk . | awk 'NR == 2 {print $4}') / 1024 ))
     if [ "$free_mib" -lt $(( needs_gib * 1024 )) ]; then
       echo "scripts/setup.sh: installing the requirements into $PWD/.venv needs about" \
-           "$needs_gib GB free on its disk, and only $free_mib MB are free there." \
+           "$needs_gib GiB free on its disk, and only $free_mib MiB are free there." \
            "Nothing was installed; free some space and run it again." >&2
       exit 1
     fi

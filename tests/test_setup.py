@@ -19,7 +19,7 @@ def test_setup_stops_before_installing_when_the_disk_is_too_full(tmp_path: Path)
                           text=True, env={"PATH": "/usr/bin:/bin",
                                           "LESIONKIT_SETUP_NEEDS_GIB": str(needs_gib)})
     assert done.returncode == 1
-    assert f"needs about {needs_gib} GB free" in done.stderr
+    assert f"needs about {needs_gib} GiB free" in done.stderr
     assert str(tmp_path / ".venv") in done.stderr
     assert "Nothing was installed" in done.stderr
     assert not (tmp_path / ".venv").exists()
