@@ -1,6 +1,7 @@
-"""Writing files atomically: to a unique temporary name beside the target first, then renamed
-over it in one step, so a crash never leaves a half-written file behind and two writers never
-share a temporary file. Every file the kit writes goes through :func:`atomic_path`."""
+"""Writing files atomically: to a unique temporary name beside the target first, flushed to
+the disk, then renamed over it in one step, so a crash (or a power cut) never leaves a
+half-written file behind and two writers never share a temporary file. Every file the kit
+writes goes through :func:`atomic_path`."""
 
 from __future__ import annotations
 
@@ -37,9 +38,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())  # not 0600
     try:
         yield tmp
+        _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
         os.replace(tmp, path)
+        _flush_to_disk(path.parent)  # the rename itself
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _flush_to_disk(path: Path) -> None:
+    """fsync a file or a folder (folders only where the system allows it: not on Windows)."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(handle)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(handle)
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder`` (only call this while no
+    other writer uses the folder, e.g. under a lock); return them."""
+    leftovers = [p for p in Path(folder).glob(f".*{TEMPORARY_MARK}*") if p.is_file()]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def write_text(path: str | Path, text: str) -> None:

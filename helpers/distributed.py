@@ -75,25 +75,33 @@ class PartnerStopped(RuntimeError):
     """Another process of the group stopped with an error (named in the message)."""
 
 
-def _attempt(work: Callable[[], Result]) -> tuple[Result | None, Exception | None]:
-    """``work()``'s result, or the error it raised."""
+def gathered(rank: Rank, value: object) -> list:
+    """Every process's ``value``, in process order, on every process."""
+    if not rank.parallel:
+        return [value]
+    values: list = [None] * rank.size
+    dist.all_gather_object(values, value)
+    return values
+
+
+def attempt(work: Callable[[], Result]) -> tuple[Result | None, Exception | None]:
+    """``work()``'s result, or the error it raised (for :func:`meet`)."""
     try:
         return work(), None
-    except Exception as error:  # noqa: BLE001 (raised again by _meet, once all have met)
+    except Exception as error:  # noqa: BLE001 (raised again by meet, once all have met)
         return None, error
 
 
-def _meet(rank: Rank, error: Exception | None) -> None:
-    """Every process tells the others whether its work failed; each then raises its own
-    error, or :class:`PartnerStopped` naming another's, or goes on if none failed."""
-    problems = [None] * rank.size
-    dist.all_gather_object(problems, None if error is None
-                           else f"process {rank.index}: {type(error).__name__}: {error}")
+def meet(rank: Rank, error: Exception | None, doing: str) -> None:
+    """Every process tells the others whether its work (``doing``) failed; each then raises
+    its own error, or :class:`PartnerStopped` naming another's, or goes on if none failed."""
+    problems = gathered(rank, None if error is None
+                        else f"process {rank.index}: {type(error).__name__}: {error}")
     if error is not None:
         raise error
     stopped = [problem for problem in problems if problem is not None]
     if stopped:
-        raise PartnerStopped(f"Another process stopped while loading the data: {stopped[0]}")
+        raise PartnerStopped(f"Another process stopped while {doing}: {stopped[0]}")
 
 
 def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
@@ -107,11 +115,11 @@ def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
     if not rank.parallel:
         return work()
     first = rank.local_index == 0
-    result, error = _attempt(work) if first else (None, None)
-    _meet(rank, error)
+    result, error = attempt(work) if first else (None, None)
+    meet(rank, error, "loading the data")
     if not first:
-        result, error = _attempt(work)
-    _meet(rank, error)
+        result, error = attempt(work)
+    meet(rank, error, "loading the data")
     return result
 
 

@@ -11,7 +11,9 @@ denominator is zero is 1.0. So an image with no lesion in the truth and none pre
 IoU = Dice = 1; with no lesion in the truth but some predicted, IoU = Dice = 0.
 
 Soft metrics (report A's numbers look like these) use the probabilities directly:
-soft Dice = 2Σpg / (Σp + Σg), soft IoU = Σpg / (Σp + Σg − Σpg), with the same empty rule.
+soft Dice = 2Σpg / (Σp + Σg), soft IoU = Σpg / (Σp + Σg − Σpg). The empty rule applies only
+when every probability is exactly 0, which a sigmoid never gives: on an image without a
+lesion a soft score is 0 however small the probabilities (ISIC 2016 has no such image).
 Every function returns one value per image; average them for the usual "mean IoU".
 """
 

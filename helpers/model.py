@@ -190,6 +190,7 @@ class MobileNetV2UNet(nn.Module):
             self.encoder = MobileNetV2Encoder(pretrained)
             self.decoder = UNetDecoder(dropout=dropout, upsample=decoder == "upsample")
         self.pretrained = pretrained
+        self.decoder_kind = decoder
         self.encoder_frozen = False
         if freeze_encoder:
             self.freeze_encoder()

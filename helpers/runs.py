@@ -77,7 +77,8 @@ def check_data(folder: Path, fingerprint: dict) -> None:
     """Refuse to go on in ``folder`` when its run was trained on other data."""
     path = folder / DATA
     if not path.exists():
-        return
+        raise RunFolderError(f"{folder} holds a run but no {DATA}, so the data it was trained "
+                             "on cannot be checked. " + _start_again(folder))
     saved = read_json(path)
     compared = ("image_size", "pretrained", "train", "validation")
     differ = [key for key in compared if saved.get(key) != fingerprint[key]]
@@ -99,6 +100,10 @@ def read_json(path: Path) -> dict:
     return value
 
 
+#: What the entries of a checkpoint must be.
+CHECKPOINT_TYPES = {"model": dict, "optimizer": dict, "epoch": int, "best_dice": (int, float)}
+
+
 def read_checkpoint(path: Path, needs: tuple[str, ...] = ("model", "epoch")) -> dict:
     """A checkpoint written by :func:`helpers.train.fit`, loaded safely (``weights_only``)."""
     try:
@@ -114,6 +119,11 @@ def read_checkpoint(path: Path, needs: tuple[str, ...] = ("model", "epoch")) -> 
     if missing:
         raise RunFolderError(f"{path} is not a lesionkit checkpoint (it lacks "
                              f"{', '.join(missing)}). " + _start_again(path.parent))
+    wrong = [f"{key} is a {type(state[key]).__name__}" for key in needs
+             if key in CHECKPOINT_TYPES and not isinstance(state[key], CHECKPOINT_TYPES[key])]
+    if wrong:
+        raise RunFolderError(f"{path} is damaged or not a lesionkit checkpoint "
+                             f"({', '.join(wrong)}). " + _start_again(path.parent))
     return state
 
 

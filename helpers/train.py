@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from helpers import distributed, runs
-from helpers.atomic import atomic_path, write_text
+from helpers.atomic import atomic_path, remove_leftovers, write_text
 from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.data import SegmentationSet
 from helpers.device import autocast, resolve_device, reusing_freed_memory
@@ -247,7 +247,8 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
     model.train()
     total, seen = 0.0, 0
     batches = list(batch_indices(len(data), config.batch_size, shuffle=True, generator=shuffle))
-    if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one image
+    # BatchNorm cannot train on one image, and under torchrun every process needs one
+    if len(batches) > 1 and len(batches[-1]) < max(2, rank.size):
         batches[-2:] = [torch.cat(batches[-2:])]
     for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
                                         leave=False), start=1):
@@ -391,7 +392,12 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     process with the same global batch; the main process alone validates and writes.
     """
     out_dir = Path(out_dir)
+    _check_model_fits(model, config)
     rank = distributed.start(config.resolved_device())
+    if rank.size > min(config.batch_size, len(train)):
+        raise ValueError(f"{rank.size} processes share each batch, but batch_size is "
+                         f"{config.batch_size} and the training set has {len(train)} images: "
+                         "every process needs at least one image of every batch.")
     fingerprint = runs.data_fingerprint(train, val, model.pretrained,
                                         _common_folder(train.image_paths))
     with ExitStack() as stack:
@@ -403,12 +409,27 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
                 stack.enter_context(runs.locked(out_dir))
                 if fresh:
                     runs.clear(out_dir)
+                remove_leftovers(out_dir)  # temporary files of a writer that was killed
             except (OSError, RunFolderError) as error:
                 problem = error
         distributed.raise_everywhere(rank, problem)
         history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress,
                               rank)
     return history
+
+
+def _check_model_fits(model: MobileNetV2UNet, config: TrainConfig) -> None:
+    """Refuse a model that was not built from ``config`` (see :func:`build_model`): its run
+    would be recorded with settings it was not trained with."""
+    built = {"freeze_encoder": model.encoder_frozen, "decoder": model.decoder_kind,
+             "device": next(model.parameters()).device.type}
+    wanted = {"freeze_encoder": config.freeze_encoder, "decoder": config.decoder,
+              "device": config.resolved_device().type}
+    differ = [f"{key}: {built[key]!r} in the model, {wanted[key]!r} in the settings"
+              for key in built if built[key] != wanted[key]]
+    if differ:
+        raise ValueError(f"The model does not fit its training settings ({'; '.join(differ)}):"
+                         " build it with build_model(config).")
 
 
 def _common_folder(paths: list[Path]) -> str:
@@ -418,10 +439,35 @@ def _common_folder(paths: list[Path]) -> str:
     return public_path(root)
 
 
+def _best_epoch(rows: list[dict]) -> int:
+    """The first epoch with the highest validation Dice (the one ``best.pt`` holds); 0 if none."""
+    best, best_epoch = -1.0, 0
+    for row in rows:
+        if row["val_dice"] > best:
+            best, best_epoch = row["val_dice"], int(row["epoch"])
+    return best_epoch
+
+
+def _repair_best(out_dir: Path, state: dict, rows: list[dict]) -> None:
+    """Write ``best.pt`` from ``last.pt``'s ``state`` if a crash came between the two files in
+    the epoch that was the best so far (the weights are the same)."""
+    best_path = out_dir / runs.BEST
+    best_epoch = _best_epoch(rows)
+    if best_epoch != int(state["epoch"]):
+        return  # best.pt was written in an earlier, finished epoch
+    if best_path.exists():
+        saved = runs.read_checkpoint(best_path)
+        if int(saved["epoch"]) == best_epoch:
+            return
+    _save_atomic({"model": state["model"], "epoch": best_epoch,
+                  "val_dice": float(state["best_dice"])}, best_path)
+
+
 def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                   scaler: torch.amp.GradScaler, config: TrainConfig, out_dir: Path,
-                  fingerprint: dict) -> tuple[int, float, list[dict]]:
-    """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``."""
+                  fingerprint: dict, repair: bool = True) -> tuple[int, float, list[dict]]:
+    """(first epoch to train, best Dice so far, history rows) of the run in ``out_dir``;
+    with ``repair``, also a ``best.pt`` that a crash left one epoch behind is written."""
     last_path = out_dir / runs.LAST
     # More epochs continue a constant-rate run; a cosine schedule depends on the epoch count
     _check_settings(config, out_dir, compare_epochs=config.schedule == "cosine")
@@ -444,6 +490,8 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
             raise RunFolderError(f"{last_path} has no usable loss-scaler state ({error})."
                                  ) from error
     rows = runs.trusted_history(out_dir, state, HISTORY_COLUMNS)
+    if repair:
+        _repair_best(out_dir, state, rows)
     return int(state["epoch"]) + 1, float(state["best_dice"]), rows
 
 
@@ -453,15 +501,25 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
     history_path, last_path = out_dir / runs.HISTORY, out_dir / runs.LAST
     optimizer = make_optimizer(model, config)
     scaler = make_scaler(config)
-    rows: list[dict] = []
-    start, best_dice = 1, -1.0
-    if last_path.exists():
+
+    def read_folder() -> tuple[int, float, list[dict]]:
+        if not last_path.exists():
+            return 1, -1.0, []
         if not resume:
             raise FileExistsError(f"{out_dir} already holds a run (last.pt). Pass resume=True "
                                   "to continue it, or choose another output folder.")
-        start, best_dice, rows = _resume_state(model, optimizer, scaler, config, out_dir,
-                                               fingerprint)
-    distributed.barrier(rank)  # every process has read the folder before the main one writes
+        return _resume_state(model, optimizer, scaler, config, out_dir, fingerprint,
+                             repair=rank.is_main)
+
+    # Every process reads the folder, and all have done so before the main one writes.
+    state, error = distributed.attempt(read_folder)
+    distributed.meet(rank, error, f"reading {out_dir}")
+    start, best_dice, rows = state
+    starts = distributed.gathered(rank, start)
+    if len(set(starts)) > 1:
+        raise RunFolderError(
+            f"The processes found different runs in {out_dir} (they would start at epochs "
+            f"{starts}): on several machines the output folder must be one shared folder.")
     if rank.is_main:
         write_text(out_dir / runs.CONFIG, json.dumps(dataclasses.asdict(config), indent=2))
         write_text(out_dir / runs.DATA, json.dumps(fingerprint, indent=2))
@@ -481,6 +539,7 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
     if rank.parallel and start <= config.epochs:  # averages the gradients of the processes
         learner = model.decoder if train_features is not None else model
         wrapped = nn.parallel.DistributedDataParallel(learner)
+    best_epoch = _best_epoch(rows)
     epochs = tqdm(range(start, config.epochs + 1), desc="Training",
                   disable=not progress or not rank.is_main, initial=start - 1,
                   total=config.epochs)
@@ -504,16 +563,21 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
         rows.append(row)
         improved = scores["dice"] > best_dice
         best_dice = max(best_dice, scores["dice"])
+        if improved:
+            best_epoch = epoch
         if rank.is_main:
-            # History first, last.pt last: after a crash in between, resume re-runs the epoch.
+            # History first, then last.pt (the epoch is done), then best.pt: after a crash
+            # before last.pt, resume re-runs the epoch; after one before best.pt, resume
+            # writes best.pt from last.pt, which holds the same weights.
             write_text(history_path,
                        pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scaler": scaler.state_dict(), "epoch": epoch,
+                          "best_dice": best_dice, "best_epoch": best_epoch, "history": rows},
+                         last_path)
             if improved:
                 _save_atomic({"model": model.state_dict(), "epoch": epoch,
                               "val_dice": best_dice}, out_dir / runs.BEST)
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scaler": scaler.state_dict(), "epoch": epoch,
-                          "best_dice": best_dice, "history": rows}, last_path)
         epochs.set_postfix(loss=f"{train_loss:.4f}", val_dice=f"{scores['dice']:.4f}")
     distributed.barrier(rank)  # the files are complete before any process goes on
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

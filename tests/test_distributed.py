@@ -3,6 +3,7 @@ only the main process writes, a stopped run resumes, and only one process decode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import pytest
 
 from helpers import distributed
 from helpers.config import load_config
-from helpers.data import load_splits
+from helpers.data import load_isic2016, load_splits
 from helpers.distributed import PartnerStopped, Rank, local_main_first
-from helpers.train import HISTORY_COLUMNS, build_model, fit
+from helpers.runs import RunFolderError
+from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit
 
 COLUMNS = [c for c in HISTORY_COLUMNS if c != "seconds"]
 #: Per-process BatchNorm statistics (SyncBatchNorm works on GPUs only) make two processes
@@ -191,6 +193,43 @@ def test_a_failure_of_another_process_stops_the_first_one_too(events, monkeypatc
     with pytest.raises(ValueError, match="ISIC_0000001"):
         local_main_first(Rank(1, 2, 1, 2), _work(events, fails=True))
     assert events == ["gathered None", "work", f"gathered process 1: {BAD_IMAGE}"]
+
+
+@pytest.fixture(scope="module")
+def tiny_splits(synthetic_root: Path):
+    return load_isic2016(synthetic_root, size=64, val_fraction=0.25)
+
+
+def as_main_of_two(monkeypatch: pytest.MonkeyPatch, events: list[str],
+                   rounds: list[list[object]]) -> None:
+    """fit believes it is process 0 of 2; the other "sends" ``rounds``."""
+    monkeypatch.setattr(distributed, "start", lambda device: Rank(0, 2, 0, 2))
+    monkeypatch.setattr(distributed.dist, "broadcast_object_list", lambda box, src: None)
+    _group(monkeypatch, events, rounds)
+
+
+def test_processes_that_find_different_runs_stop_and_ask_for_a_shared_folder(
+        tiny_splits, tmp_path: Path, monkeypatch, events) -> None:
+    config = TrainConfig(epochs=2, batch_size=6, freeze_encoder=True, decoder_lr=1e-2)
+    single = dataclasses.replace(config, epochs=1)
+    fit(build_model(single), tiny_splits.train, tiny_splits.val, single, tmp_path,
+        progress=False)
+    # the other process (on another machine) sees no last.pt: it would start at epoch 1
+    as_main_of_two(monkeypatch, events, [[None], [1]])
+    with pytest.raises(RunFolderError, match=r"different runs .*epochs \[2, 1\].*one shared "
+                                             "folder"):
+        fit(build_model(config), tiny_splits.train, tiny_splits.val, config, tmp_path,
+            resume=True, progress=False)
+
+
+def test_a_batch_smaller_than_the_number_of_processes_is_refused(tiny_splits, tmp_path: Path,
+                                                                 monkeypatch, events) -> None:
+    config = TrainConfig(epochs=1, batch_size=1, freeze_encoder=True, decoder_lr=1e-2)
+    as_main_of_two(monkeypatch, events, [])
+    with pytest.raises(ValueError, match="2 processes share each batch, but batch_size is 1"):
+        fit(build_model(config), tiny_splits.train, tiny_splits.val, config, tmp_path,
+            progress=False)
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_single_process_just_works(events) -> None:

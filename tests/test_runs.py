@@ -98,20 +98,34 @@ def test_history_that_disagrees_with_an_old_checkpoint_is_refused(splits, tmp_pa
         train(splits, tmp_path, resume=True)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "wrong types"])
 def test_unreadable_checkpoint_is_named_with_what_to_do(splits, tmp_path: Path,
                                                         damage: str) -> None:
     train(splits, tmp_path, dataclass_epochs(1))
     last = tmp_path / "last.pt"
     if damage == "truncated":
         last.write_bytes(last.read_bytes()[:1000])
-    else:
+    elif damage == "foreign":
         torch.save({"state_dict": {"weight": torch.zeros(2)}}, last)  # another program's
+    else:
+        state = torch.load(last, weights_only=True)
+        torch.save({**state, "epoch": "one", "model": [1, 2]}, last)
     with pytest.raises(RunFolderError, match=r"last\.pt (cannot be read|is not a lesionkit "
-                                             r"checkpoint).*Delete the folder"):
+                                             r"checkpoint|is damaged or not a lesionkit "
+                                             r"checkpoint \(model is a list, epoch is a str\))"
+                                             r".*Delete the folder"):
         train(splits, tmp_path, resume=True)
     with pytest.raises(RunFolderError, match=r"last\.pt"):
         load_trained(CONFIG, tmp_path)
+
+
+def test_a_run_without_its_data_record_is_not_resumed_on_unchecked_data(splits,
+                                                                         tmp_path: Path) -> None:
+    train(splits, tmp_path, dataclass_epochs(1))
+    (tmp_path / "data.json").unlink()
+    with pytest.raises(RunFolderError, match=r"no data\.json.*cannot be checked"):
+        train(splits, tmp_path, resume=True)
+    assert not (tmp_path / "data.json").exists()  # nothing recorded as if it had been checked
 
 
 def test_broken_config_json_is_named(splits, tmp_path: Path) -> None:

@@ -43,7 +43,29 @@ def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
     assert history[["val_iou", "val_dice"]].stack().between(0, 1).all()
     state = load_checkpoint(tmp_path / "best.pt", build_model(FINE_TUNED))
     assert state["val_dice"] == history["val_dice"].max()
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp.*"))  # no temporary file left behind
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_when_training_starts(
+        splits, tmp_path: Path) -> None:
+    leftover = tmp_path / ".last.k1ll3d.tmp.pt"  # as helpers.atomic names them
+    tmp_path.mkdir(exist_ok=True)
+    leftover.write_bytes(b"half a checkpoint")
+    run(splits, tmp_path, epochs=1)
+    assert not leftover.exists()
+
+
+def test_a_model_built_from_other_settings_is_refused(splits, tmp_path: Path) -> None:
+    frozen = dataclasses.replace(FINE_TUNED, freeze_encoder=True, encoder_lr=0.0)
+    with pytest.raises(ValueError, match="freeze_encoder: True in the model, False in the "
+                                         "settings.*build_model"):
+        fit(build_model(frozen), splits.train, splits.val, FINE_TUNED, tmp_path,
+            progress=False)
+    upsample = dataclasses.replace(FINE_TUNED, decoder="upsample")
+    with pytest.raises(ValueError, match="decoder: 'upsample' in the model, 'transposed'"):
+        fit(build_model(upsample), splits.train, splits.val, FINE_TUNED, tmp_path,
+            progress=False)
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_same_seed_same_history(splits, tmp_path: Path) -> None:
@@ -72,6 +94,36 @@ def test_resume_continues_the_same_history(splits, tmp_path: Path) -> None:
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
     assert list(resumed["epoch"]) == [1, 2, 3]
     pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+    assert_same_checkpoints(tmp_path / "straight", tmp_path / "resumed")
+
+
+def assert_same_checkpoints(first: Path, second: Path) -> None:
+    """best.pt and last.pt of two runs hold the same epochs and weights."""
+    for name in ("best.pt", "last.pt"):
+        a, b = (torch.load(folder / name, weights_only=True) for folder in (first, second))
+        assert a["epoch"] == b["epoch"], name
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+
+
+def test_a_crash_between_last_and_best_checkpoint_is_repaired_on_resume(
+        splits, tmp_path: Path, monkeypatch) -> None:
+    straight = run(splits, tmp_path / "straight", epochs=3)
+    best_epoch = int(straight.loc[straight["val_dice"].idxmax(), "epoch"])
+    save = train._save_atomic
+
+    def crash_before_the_best(state: dict, path: Path) -> None:
+        if path.name == "best.pt" and state["epoch"] == best_epoch:
+            raise KeyboardInterrupt("power cut")
+        save(state, path)
+
+    monkeypatch.setattr(train, "_save_atomic", crash_before_the_best)
+    with pytest.raises(KeyboardInterrupt):
+        run(splits, tmp_path / "crashed", epochs=3)
+    monkeypatch.setattr(train, "_save_atomic", save)
+    resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+    assert_same_checkpoints(tmp_path / "straight", tmp_path / "crashed")
 
 
 def test_a_resumed_run_goes_on_with_the_float16_loss_scale(splits, tmp_path: Path,
