@@ -7,7 +7,8 @@ split and size has a folder ``<cache_dir>/<split>-<size>/`` of *shards*; a shard
 * ``shard-<key>.images.npy``  (n, S, S, 3) uint8
 * ``shard-<key>.masks.npy``   (n, S, S) uint8, values {0, 1}
 * ``shard-<key>.json``        for each row: the sample's id, original size, *source key*
-  (its image and mask files' paths, sizes and modification times) and the CRC-32 of its
+  (its image and mask files' paths, sizes, times and inodes: :func:`source_key`) and the
+  CRC-32 of its
   image and mask bytes
 
 A sample is found by its source key, wherever it is stored. So when files change or are
@@ -211,12 +212,16 @@ def array_chunks(array: np.ndarray | DiskArray, rows: int = 256) -> Iterator[byt
 
 
 def source_key(image_path: Path, mask_path: Path) -> str:
-    """What a cached sample was decoded from: both files' paths, sizes and modification times.
-    A changed file changes its key, and the sample is decoded again."""
+    """What a cached sample was decoded from: both files' paths, sizes, modification times,
+    inode numbers and status-change times. A changed file changes its key, and the sample is
+    decoded again; the last two catch a file replaced by one of the same size whose
+    modification time was set back (``cp -p``, ``rsync -a``, ``tar -x``), which the operating
+    system does not let a program set."""
     parts = []
     for path in (image_path, mask_path):
         stat = path.stat()
-        parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+        parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino,
+                      stat.st_ctime_ns])
     return json.dumps(parts)
 
 

@@ -50,11 +50,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import glob
+import hashlib
 import itertools
+import json
 import os
 import re
+import shutil
+import struct
 import unicodedata
 import warnings
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -133,7 +139,12 @@ class Pair:
 def _list_files(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise DatasetError(f"{what} folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    broken = sorted(p.name for p in entries if p.is_symlink() and not p.exists())
+    if broken:
+        raise DatasetError(f"{what} folder {folder} has {len(broken)} link(s) to files that do "
+                           f"not exist: {_preview(broken)}")
+    return sorted(p for p in entries if p.is_file())
 
 
 def _preview(ids: list[str], limit: int = 10) -> str:
@@ -239,10 +250,7 @@ def find_pairs(layout: SplitLayout) -> list[Pair]:
     return [Pair(i, images[i][0], masks[i][0]) for i in sorted(images)]
 
 
-def _too_large(path: Path, what: str, error: Exception) -> str:
-    numbers = re.findall(r"\((\d+) pixels\)|limit of (\d+) pixels", str(error))
-    pixels = next((a for a, _ in numbers if a), None)
-    limit = next((b for _, b in numbers if b), Image.MAX_IMAGE_PIXELS)
+def _too_large(path: Path, what: str, pixels: int | None, limit: int | None) -> str:
     return (f"{what.capitalize()} {path} has {pixels or 'too many'} pixels, more than the "
             f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS guards against decompression "
             "bombs; raise it only for files you trust)")
@@ -250,17 +258,27 @@ def _too_large(path: Path, what: str, error: Exception) -> str:
 
 def _open_upright(path: Path, what: str) -> Image.Image:
     """Open and fully load an image (so corrupt files fail here), turned upright by its EXIF
-    orientation; PIL's errors, the decompression-bomb guard's included, become DatasetErrors."""
+    orientation; PIL's errors, the decompression-bomb guard's included, become DatasetErrors.
+
+    The pixel limit is checked here, on the header, rather than by turning PIL's warning into
+    an error: warning filters are shared by all threads, and decoding runs on several."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DatasetError(_too_large(path, what, error)) from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"Cannot read {what} {path}: {error}") from error
+        with Image.open(path) as image:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and image.width * image.height > limit:
+                raise DatasetError(_too_large(path, what, image.width * image.height, limit))
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as error:  # over twice the limit: refused by open
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise DatasetError(_too_large(path, what, int(pixels[1]) if pixels else None,
+                                      Image.MAX_IMAGE_PIXELS)) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            struct.error, zlib.error) as error:
+        raise DatasetError(f"Cannot read {what} {path}: {type(error).__name__}: {error}"
+                           ) from error
 
 
 def read_image(path: Path) -> Image.Image:
@@ -338,6 +356,14 @@ def _decode_mask(path: Path, image: Image.Image) -> tuple[np.ndarray, np.ndarray
             raise DatasetError(f"Mask {path} ({mode}) has values from {raw.min()} to "
                                f"{raw.max()}, outside 0..65535; save it as 8-bit 0/255")
         if raw.max() > 255:  # 16-bit values: scaled to 8 bits (65535 -> 255)
+            values, counts = np.unique(raw, return_counts=True)
+            labels = values[(values >= 1) & (values <= 255)
+                            & (counts >= LABEL_FRACTION * raw.size)]
+            if len(labels):  # scaling would turn them into background
+                raise DatasetError(
+                    f"Mask {path} ({mode}) mixes label value(s) {_values(labels)} (each on at "
+                    f"least {LABEL_FRACTION:.0%} of it) with 16-bit values up to {raw.max()}; "
+                    "save it as 0/255 with the lesion at 255")
             grey = ((raw * 255 + 32767) // 65535).astype(np.uint8)
             return _grey_mask(path, grey, f" ({mode}, scaled from 16 to 8 bits)"), raw
         return _grey_mask(path, raw.astype(np.uint8), f" ({mode})"), raw
@@ -463,8 +489,19 @@ def _rows(array: np.ndarray | DiskArray, idx: np.ndarray) -> np.ndarray | DiskAr
     return array.take(idx) if isinstance(array, DiskArray) else array[idx]
 
 
-def _cache_name(layout: SplitLayout) -> str:
+def _legacy_cache_name(layout: SplitLayout) -> str:
+    """The folder name earlier versions used: the images folder alone (two layouts sharing
+    it, or folders whose names differ only in odd characters, shared one cache)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", layout.images_dir.resolve().as_posix().strip("/"))[-80:]
+
+
+def _cache_name(layout: SplitLayout) -> str:
+    """The readable end of the images folder's path, then a digest of the whole layout
+    (images folder, masks folder and mask pattern), so that no two layouts share a cache."""
+    layout_id = json.dumps([layout.images_dir.resolve().as_posix(),
+                            layout.masks_dir.resolve().as_posix(), layout.mask_pattern])
+    digest = hashlib.sha256(layout_id.encode()).hexdigest()[:12]
+    return f"{_legacy_cache_name(layout)[-60:]}-{digest}"
 
 
 def default_cache_dir() -> Path:
@@ -544,13 +581,18 @@ def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool
     return images, masks, sizes
 
 
-def _remove_old_caches(cache_dir: Path, stem: str) -> None:
-    """Version-2 cache files of this split and size (one ``.npz`` each): superseded."""
+def _remove_old_caches(cache_dir: Path, layout: SplitLayout, size: int) -> None:
+    """Superseded caches of this split and size: version-2 files (one ``.npz`` each) and the
+    folder of the earlier naming (:func:`_legacy_cache_name`)."""
+    stem = f"{_legacy_cache_name(layout)}-{size}"
     old_name = re.compile(re.escape(stem) + r"-[0-9a-f]{20}\.npz")
-    for old in cache_dir.glob(f"{stem}-*.npz"):
+    for old in cache_dir.glob(f"{glob.escape(stem)}-*.npz"):
         if old_name.fullmatch(old.name):
             with contextlib.suppress(OSError):
                 old.unlink(missing_ok=True)
+    old_folder = cache_dir / stem
+    if any(old_folder.glob("shard-*.json")):
+        shutil.rmtree(old_folder, ignore_errors=True)
 
 
 def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | None = None,
@@ -595,8 +637,13 @@ def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | Non
                 raise DamagedCache(error.path, error.row, again=True) from error
             warnings.warn(f"Cache file {error.problem}; decoding its images again",
                           stacklevel=2)
+        except FileNotFoundError as error:  # another process removed a shard meanwhile
+            if attempt == 2:
+                raise
+            warnings.warn(f"Cache file {error.filename} vanished while it was read; decoding "
+                          "its images again", stacklevel=2)
     store.sweep()
-    _remove_old_caches(cache_dir, stem)
+    _remove_old_caches(cache_dir, layout, size)
     return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
                            **common)
 

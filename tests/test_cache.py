@@ -120,15 +120,34 @@ def test_shards_no_longer_used_are_removed_but_not_temporary_files(copy_root: Pa
     [old] = shards(tmp_path)
     foreign_tmp = old.parent / f".{old.stem}.images.k3j2h1.tmp.npy"  # another process's
     foreign_tmp.write_bytes(b"half written")
-    version_2 = tmp_path / f"{old.parent.name}-0123456789abcdef0123.npz"
+    legacy = tmp_path / f"{dataset._legacy_cache_name(layout)}-64"  # earlier versions' names
+    version_2 = legacy.parent / f"{legacy.name}-0123456789abcdef0123.npz"
     version_2.write_bytes(b"a cache of the previous version")
+    legacy.mkdir()
+    (legacy / "shard-0.json").write_text("{}")
     for path in first.image_paths:  # every image changes: no row of the old shard is used
         os.utime(path, ns=(1, 1))
     load(layout, tmp_path)
     assert old not in shards(tmp_path) and len(shards(tmp_path)) == 1
     assert not list(old.parent.glob(f"{old.stem}.*.npy"))
     assert foreign_tmp.read_bytes() == b"half written"
-    assert not version_2.exists()
+    assert not version_2.exists() and not legacy.exists()
+
+
+def test_two_layouts_sharing_an_images_folder_keep_their_own_caches(copy_root: Path,
+                                                                    tmp_path: Path,
+                                                                    decoded) -> None:
+    first = isic2016_split(copy_root, "test")
+    other_masks = copy_root / "other_masks"
+    shutil.copytree(first.masks_dir, other_masks)
+    second = dataset.SplitLayout(first.images_dir, other_masks, first.mask_pattern)
+    for layout in (first, second):
+        load(layout, tmp_path)
+    decoded.clear()
+    for layout in (first, second, first):
+        load(layout, tmp_path)
+    assert decoded == []  # before, each load's sweep removed the other's shards
+    assert len(shards(tmp_path)) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "index"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -408,6 +410,74 @@ def test_oversized_image_is_refused_with_its_pixel_count(copy_root: Path, monkey
     with pytest.raises(DatasetError, match=r"Image .*SYNTH_0001\.jpg has 30720 pixels, more than "
                                            r"the limit of \d+ pixels"):
         load_train(copy_root)
+
+
+def test_oversized_images_are_refused_also_when_decoded_on_several_threads(
+        tmp_path: Path, monkeypatch) -> None:
+    # warning filters are shared by all threads: a guard built on them let some images through
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400_000)
+    noise = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    pairs = []
+    for number in range(8):  # 480,000 pixels each
+        path = tmp_path / f"BIG_{number}.jpg"
+        Image.fromarray(noise).save(path, quality=95)
+        pairs.append(dataset.Pair(f"BIG_{number}", path, tmp_path / "unused.png"))
+
+    def outcome(pair) -> str:
+        try:
+            load_pair(pair, 64)
+        except DatasetError as error:
+            return str(error)
+        return f"{pair.image_path} was accepted"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(outcome, pairs * 24))
+    assert all("480000 pixels, more than the limit of 400000" in o for o in outcomes), \
+        [o for o in outcomes if "accepted" in o][:3]
+
+
+def test_a_file_pil_cannot_decompress_is_named(copy_root: Path) -> None:
+    path = train_mask(copy_root, "SYNTH_0008")
+    mask = Image.open(path)
+    mask.save(path, icc_profile=bytes(2_000_000))  # larger than PIL allows a PNG chunk to be
+    with pytest.raises(DatasetError, match=r"Cannot read mask .*SYNTH_0008_Segmentation\.png: "
+                                           r"ValueError"):
+        load_train(copy_root)
+
+
+def test_broken_links_in_a_split_are_named(copy_root: Path) -> None:
+    images, _ = train_dirs(copy_root)
+    (images / "SYNTH_9999.jpg").symlink_to(images / "moved_away.jpg")
+    with pytest.raises(DatasetError, match=r"1 link\(s\) to files that do not exist: "
+                                           r"SYNTH_9999\.jpg"):
+        load_train(copy_root)
+
+
+def test_16_bit_mask_mixing_small_labels_with_65535_is_refused(copy_root: Path) -> None:
+    # scaled to 8 bits, label 1 would silently become background
+    values = np.zeros((160, 192), np.uint16)
+    values[20:80, 20:80] = 1
+    values[90:140, 90:160] = 65535
+    Image.fromarray(values).save(train_mask(copy_root, "SYNTH_0008"))
+    with pytest.raises(DatasetError, match=r"SYNTH_0008_Segmentation\.png \(I;16\) mixes label "
+                                           r"value\(s\) 1 .*up to 65535"):
+        load_train(copy_root)
+
+
+def test_a_mask_replaced_with_its_old_size_and_time_is_decoded_again(copy_root: Path,
+                                                                     tmp_path: Path) -> None:
+    # as `cp -p` or `rsync -a` would leave it: other content, same size, same mtime
+    path = train_mask(copy_root, "SYNTH_0008")
+    Image.open(path).save(path, compress_level=0)
+    before = path.stat()
+    layout = isic2016_split(copy_root, "train")
+    first = load_split(layout, size=64, cache_dir=tmp_path, progress=False)
+    assert first.masks[first.index_of("SYNTH_0008")].sum() > 0
+    Image.fromarray(np.zeros_like(np.asarray(Image.open(path)))).save(path, compress_level=0)
+    assert path.stat().st_size == before.st_size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = load_split(layout, size=64, cache_dir=tmp_path, progress=False)
+    assert again.masks[again.index_of("SYNTH_0008")].sum() == 0
 
 
 def test_mask_names_in_other_case_and_unicode_form_are_accepted(copy_root: Path) -> None:
