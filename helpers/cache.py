@@ -8,8 +8,7 @@ split and size has a folder ``<cache_dir>/<split>-<size>/`` of *shards*; a shard
 * ``shard-<key>.masks.npy``   (n, S, S) uint8, values {0, 1}
 * ``shard-<key>.json``        for each row: the sample's id, original size, *source key*
   (its image and mask files' paths, sizes, times and inodes: :func:`source_key`) and the
-  CRC-32 of its
-  image and mask bytes
+  CRC-32 of its image and mask bytes
 
 A sample is found by its source key, wherever it is stored. So when files change or are
 added, only those are decoded again (into a new shard); when a long decode is interrupted,
