@@ -67,6 +67,27 @@ def test_metadata_names_the_input(exported) -> None:
     assert [o.name for o in model.graph.output] == ["probability"]
 
 
+def test_the_file_names_no_folder_of_the_machine_that_exported_it(exported) -> None:
+    run_dir, model_path = exported
+    content = model_path.read_bytes()
+    repository = Path(__file__).resolve().parent.parent
+    for folder in (repository, run_dir, Path.home()):
+        assert str(folder).encode() not in content, folder
+    assert b"stack_trace" not in content
+
+
+def test_an_export_that_differs_from_pytorch_is_not_written(exported, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import helpers.export as export
+
+    run_dir, _ = exported
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # no file can pass: as if it differed
+    with pytest.raises(export.ExportError, match="other probabilities than PyTorch.*nothing "
+                                                 "was written"):
+        export_onnx(run_dir, tmp_path / "model.onnx")
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("decoder", ["upsample", "report_b"])
 def test_onnx_matches_pytorch_for_the_other_decoders(synthetic_root: Path, tmp_path: Path,
                                                      decoder: str) -> None:
