@@ -110,7 +110,20 @@ def preset_path(preset: str | Path) -> Path:
 
 class _Loader(yaml.SafeLoader):
     """YAML as people write numbers: ``1e-3`` is a float too (plain YAML 1.1 wants ``1.0e-3``
-    and would read ``1e-3`` as text)."""
+    and would read ``1e-3`` as text); and a key written twice in one mapping is an error
+    (plain YAML keeps the last one and silently drops the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"found the key {key!r} twice (also on line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -136,10 +149,13 @@ def _merge(into: dict, values: dict, source: str, sources: dict[str, tuple[str, 
 
     A ``train`` setting is written into both model blocks, so a later file's ``train`` wins
     over an earlier file's model block (``overrides={"train": {"decoder_lr": ...}}`` changes
-    both models even though report_a.yaml sets each model's own). ``sources`` maps each
-    setting to (the file it came from, the key as written there).
+    both models even though report_a.yaml sets each model's own). Within one source the
+    model blocks win over its ``train`` block, wherever they are written. ``sources`` maps
+    each setting to (the file it came from, the key as written there).
     """
-    for key, value in values.items():
+    # within one source: ``train`` first, then the model blocks, then the rest in order
+    order = {"train": 0, **{model: 1 for model in MODEL_NAMES}}
+    for key, value in sorted(values.items(), key=lambda item: order.get(item[0], 2)):
         if key in BLOCKS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{key}' must be a block of settings, not {value!r}")
@@ -186,6 +202,9 @@ def _check_run_settings(values: dict, sources: dict[str, tuple[str, str]]) -> No
     if not isinstance(values["sample_ids"], list) or not all(
             isinstance(i, str) for i in values["sample_ids"]):
         refuse("sample_ids", "must be a list of image ids")
+    if count == 0 and not values["sample_ids"]:
+        refuse("n_random_samples", "must be >= 1 when sample_ids is empty (the mask figure "
+               "needs at least one image)")
     if not isinstance(values["test_time_flips"], bool):
         refuse("test_time_flips", "must be true or false")
     threshold = values["threshold"]

@@ -136,8 +136,17 @@ def paired_comparison(first: pd.Series, second: pd.Series, n_bootstrap: int = 10
 
     Counts wins, runs the Wilcoxon signed-rank test and a paired t-test, and gives a
     percentile bootstrap 95% confidence interval of the mean difference (second − first).
+    The two are paired by their index (the image ids), whatever their order; both must
+    score the same images.
     """
-    diff = (second - first).to_numpy()
+    if not first.index.is_unique or not second.index.is_unique:
+        raise ValueError("paired_comparison: an image id appears twice in a score table")
+    if set(first.index) != set(second.index):
+        only = sorted(map(str, set(first.index) ^ set(second.index)))
+        raise ValueError(f"paired_comparison: the two score tables cover different images "
+                         f"({len(only)} in one only, e.g. {', '.join(only[:5])})")
+    first, second = first.to_numpy(dtype=float), second.reindex(first.index).to_numpy(dtype=float)
+    diff = second - first
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (n_bootstrap, len(diff)))].mean(axis=1)
     nonzero = diff[diff != 0]

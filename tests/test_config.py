@@ -90,6 +90,8 @@ def test_run_wide_settings_inside_a_model_block_say_where_they_belong(tmp_path) 
     ("threshold: 1.5\n", "threshold must be a number between 0 and 1, or \"validation\""),
     ("threshold: validation\n", "threshold can be chosen on validation images only with "
                                 "validation: holdout"),
+    ("sample_ids: []\nn_random_samples: 0\n", "n_random_samples must be >= 1 when "
+                                              "sample_ids is empty"),
 ])
 def test_invalid_values_are_refused_naming_file_and_key(tmp_path: Path, text: str,
                                                         message: str) -> None:
@@ -174,6 +176,23 @@ def test_a_later_train_setting_wins_over_the_bases_model_blocks(tmp_path: Path) 
     mine = load_config(preset)
     assert (mine.frozen.decoder_lr, mine.fine_tuned.decoder_lr) == (0.002, 0.002)
     assert (mine.frozen.encoder_lr, mine.fine_tuned.encoder_lr) == (0.0, 0.0002)
+
+
+def test_in_one_source_the_model_blocks_win_over_train_wherever_written(tmp_path: Path) -> None:
+    overrides = {"fine_tuned": {"epochs": 5}, "train": {"epochs": 10}}  # train written last
+    config = load_config("report_a", overrides=overrides)
+    assert (config.frozen.epochs, config.fine_tuned.epochs) == (10, 5)
+    preset = write(tmp_path / "mine.yaml", "fine_tuned:\n  epochs: 5\ntrain:\n  epochs: 10\n")
+    mine = load_config(preset)
+    assert (mine.frozen.epochs, mine.fine_tuned.epochs) == (10, 5)
+
+
+def test_a_key_written_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    preset = write(tmp_path / "twice.yaml", "train:\n  epochs: 3\nseed: 1\ntrain:\n  "
+                                            "batch_size: 8\n")
+    with pytest.raises(ConfigError, match=r"(?s)twice\.yaml is not valid YAML.*key 'train' twice "
+                                          r"\(also on line 1\)"):
+        load_config(preset)
 
 
 def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:

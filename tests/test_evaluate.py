@@ -36,6 +36,19 @@ def test_paired_comparison_on_known_differences() -> None:
     assert 0 < result["wilcoxon_p"] <= 1 and 0 < result["paired_t_p"] <= 1
 
 
+def test_paired_comparison_pairs_images_by_id_whatever_their_order() -> None:
+    first = pd.Series([0.5, 0.6, 0.7, 0.8, 0.9], index=list("abcde"))
+    second = pd.Series([0.6, 0.6, 0.9, 0.7, 1.0], index=list("abcde"))
+    shuffled = second.iloc[[3, 0, 4, 1, 2]]  # e.g. a table sorted by score
+    assert paired_comparison(first, shuffled) == paired_comparison(first, second)
+
+
+def test_paired_comparison_refuses_tables_of_other_images() -> None:
+    first = pd.Series([0.5, 0.6], index=["ISIC_1", "ISIC_2"])
+    with pytest.raises(ValueError, match="different images .*ISIC_3"):
+        paired_comparison(first, pd.Series([0.5, 0.6], index=["ISIC_1", "ISIC_3"]))
+
+
 def test_a_clearly_better_model_gets_a_small_p_and_an_interval_above_zero() -> None:
     rng = np.random.default_rng(0)
     first = pd.Series(rng.uniform(0.6, 0.8, 200))
