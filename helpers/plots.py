@@ -81,7 +81,7 @@ def training_curves(history: pd.DataFrame, title: str) -> Figure:
     fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
     loss_ax.plot(history["epoch"], history["train_loss"], label="training loss")
     loss_ax.plot(history["epoch"], history["val_loss"], label="validation loss")
-    loss_ax.set(xlabel="epoch", ylabel="BCE", title="Loss")
+    loss_ax.set(xlabel="epoch", ylabel="loss (the preset's: BCE, or BCE + Dice)", title="Loss")
     for column, label in (("val_iou", "IoU"), ("val_dice", "Dice"),
                           ("val_soft_iou", "soft IoU"), ("val_soft_dice", "soft Dice")):
         score_ax.plot(history["epoch"], history[column], label=label,
@@ -107,14 +107,19 @@ def compare_curves(histories: dict[str, pd.DataFrame], column: str, ylabel: str,
 
 
 def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
-              probs_2: np.ndarray, title: str, threshold: float = 0.5) -> Figure:
-    """Per row: image, true mask, model 1 soft and thresholded, model 2 soft and thresholded."""
-    headers = ["image", "true mask", "model 1 (soft)", f"model 1 > {threshold}",
-               "model 2 (soft)", f"model 2 > {threshold}"]
+              probs_2: np.ndarray, title: str, thresholds: tuple[float, float] = (0.5, 0.5)
+              ) -> Figure:
+    """Per row: image, true mask, model 1 soft and thresholded, model 2 soft and thresholded
+    (each model at its own threshold, the one its scores use)."""
+    if not indices:
+        raise ValueError("six_panel needs at least one image to show")
+    threshold_1, threshold_2 = thresholds
+    headers = ["image", "true mask", "model 1 (soft)", f"model 1 > {threshold_1:g}",
+               "model 2 (soft)", f"model 2 > {threshold_2:g}"]
     fig, axes = plt.subplots(len(indices), 6, figsize=(12, 2.15 * len(indices)), squeeze=False)
     for number, (row, index) in enumerate(zip(axes, indices, strict=True)):
         panels = [data.images[index], data.masks[index], probs_1[index],
-                  probs_1[index] > threshold, probs_2[index], probs_2[index] > threshold]
+                  probs_1[index] > threshold_1, probs_2[index], probs_2[index] > threshold_2]
         for column, (ax, panel) in enumerate(zip(row, panels, strict=True)):
             ax.imshow(panel, cmap=None if column == 0 else "gray", vmin=0, vmax=1)
             _off(ax, headers[column] if number == 0 else "")

@@ -81,7 +81,9 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 PATH_PARAMETERS = ("data_root", "output_dir")
 #: The results summary at the top of the report: tables/<name>.csv with a caption.
 SUMMARY_TABLES = (
-    ("04_comparison", "The two models after the last epoch (report A's comparison table)"),
+    ("04_comparison", "The two models at the epoch the test evaluation uses (Epochs: the "
+                      "last one, or with validation: holdout the best on validation; report "
+                      "A's comparison table)"),
     ("04_official_scores", "Official ISIC scorer on the test set, at each image's original "
                            "resolution (means over images)"),
     ("04_paired_dice", "Does fine-tuning help? Per-image official Dice, model 2 against model 1"),

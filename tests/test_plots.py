@@ -21,6 +21,15 @@ def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:
     assert [ax.get_ylabel() for ax in fig.axes[::6]] == data.ids[:2]
 
 
+def test_six_panel_thresholds_each_model_at_its_own_threshold(synthetic_root: Path) -> None:
+    data = load_split(isic2016_split(synthetic_root, "test"), size=32, progress=False)
+    probs = np.random.default_rng(0).random(data.masks.shape)
+    fig = plots.six_panel(data, [0], probs, probs, "title", thresholds=(0.3, 0.7))
+    assert [ax.get_title() for ax in fig.axes[:6]][3::2] == ["model 1 > 0.3", "model 2 > 0.7"]
+    shown_1, shown_2 = (fig.axes[i].images[0].get_array() for i in (3, 5))
+    assert np.array_equal(shown_1, probs[0] > 0.3) and np.array_equal(shown_2, probs[0] > 0.7)
+
+
 def test_training_curves_show_losses_and_scores() -> None:
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.5, 0.4], "val_loss": [0.6, 0.5],
                             "val_iou": [0.5, 0.6], "val_dice": [0.6, 0.7],
