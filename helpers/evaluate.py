@@ -176,6 +176,8 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
     size. Returns the per-image table (worst Jaccard first), the scorer's macro average, the
     probabilities at the training size and the loaded set (in the loader's id order).
     """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
     model, config, size = load_run(run_dir, checkpoint, device)
     data = load_split(SplitLayout(Path(images_dir), Path(masks_dir), mask_pattern), size,
                       progress=progress)

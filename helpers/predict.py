@@ -76,9 +76,14 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(images_dir).resolve():
+        raise ValueError(f"The output folder {out_dir} is the images folder: the masks would be "
+                         "read as images on the next run. Choose another folder.")
     model, config, size = load_run(run_dir, checkpoint, device)
     files = find_images(Path(images_dir))
-    out_dir = Path(out_dir)
     ids = list(files)
     written = []
     with tqdm(total=len(ids), desc="Predicting masks", unit="image", disable=not progress) as bar:

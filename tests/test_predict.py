@@ -78,6 +78,21 @@ def test_two_files_for_one_id_are_refused(run_dir, images, tmp_path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_writing_into_the_images_folder_is_refused(run_dir, images, capsys) -> None:
+    assert predict.main(["--run", str(run_dir), "--images", str(images),
+                         "--out", str(images)]) == 1
+    assert "is the images folder" in capsys.readouterr().err
+    assert not list(images.glob("*_mask.png"))
+
+
+@pytest.mark.parametrize("threshold", ["0", "1.5"])
+def test_a_threshold_outside_0_and_1_is_refused(run_dir, images, tmp_path, capsys,
+                                                threshold: str) -> None:
+    assert predict.main(["--run", str(run_dir), "--images", str(images), "--out",
+                         str(tmp_path / "out"), "--threshold", threshold]) == 1
+    assert "threshold must be between 0 and 1" in capsys.readouterr().err
+
+
 def test_the_outline_is_the_masks_border() -> None:
     mask = np.zeros((20, 20), np.uint8)
     mask[5:15, 5:15] = 255
