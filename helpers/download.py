@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import shutil
 import stat
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from helpers.atomic import atomic_path
+from helpers.atomic import atomic_path, write_text
 from helpers.data import DatasetError, find_pairs, isic2016_split
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com/2016/"
@@ -72,8 +73,11 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60) -> 
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (https/http)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and expected is not None and done == expected:
-            response = None  # the .part file is already complete
+        # 416: nothing from byte ``done`` on. The .part file is complete if that is the size
+        # (ours, or the server's "Content-Range: bytes */SIZE")
+        complete = expected if expected is not None else _range_total(error.headers)
+        if error.code == 416 and complete is not None and done == complete:
+            response, expected = None, complete
         else:
             raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, OSError) as error:
@@ -105,6 +109,12 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60) -> 
                             "again to continue")
     os.replace(part, target)
     return target
+
+
+def _range_total(headers) -> int | None:
+    """The full size from a ``Content-Range: bytes */SIZE`` header, if there is one."""
+    found = re.fullmatch(r"bytes \*/(\d+)", (headers or {}).get("Content-Range", "").strip())
+    return int(found[1]) if found else None
 
 
 def check_zip(path: Path) -> None:
@@ -174,7 +184,7 @@ def download(root: Path, base_url: str = BASE_URL, archives: tuple[Archive, ...]
                                 f"{item.size}; delete it and run the command again")
         check_zip(zip_path)
         safe_extract(zip_path, root)
-        marker.write_text("unpacked\n")
+        write_text(marker, "unpacked\n")
     return check_pairs(root)
 
 

@@ -56,6 +56,11 @@ def write_synthetic_isic2016(root: str | Path, n_train: int = 80, n_test: int = 
     Files that are already there are left alone, so calling it twice is cheap.
     """
     root = Path(root)
+    # the marker first, so that a folder left half-written is never taken for real data
+    write_text(
+        root / SYNTHETIC_MARKER,
+        "SYNTHETIC data made by helpers.synthetic (coloured blobs on skin-like texture).\n"
+        "Not dermoscopy images; for tests and demos only.\n")
     rng = np.random.default_rng(seed)
     counter = 0
     for split, count in (("train", n_train), ("test", n_test)):
@@ -72,8 +77,4 @@ def write_synthetic_isic2016(root: str | Path, n_train: int = 80, n_test: int = 
                     Image.fromarray(mask).save(tmp)
                 with atomic_path(image_path) as tmp:
                     Image.fromarray(image).save(tmp, quality=92)
-    write_text(
-        root / SYNTHETIC_MARKER,
-        "SYNTHETIC data made by helpers.synthetic (coloured blobs on skin-like texture).\n"
-        "Not dermoscopy images; for tests and demos only.\n")
     return root

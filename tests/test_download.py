@@ -35,6 +35,13 @@ class _Server:
                 if self.headers.get("Range"):
                     server.ranges.append((name, self.headers["Range"]))
                     start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    if start >= len(data):  # nothing left to send: as real servers answer
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        self.close_connection = True
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
@@ -116,6 +123,18 @@ def test_an_interrupted_download_resumes_where_it_stopped(zips, tmp_path) -> Non
                                  timeout=5)["train"] == 6
     assert server.ranges == [(name, f"bytes={len(zips[name]) // 2}-")]
     assert (tmp_path / name).read_bytes() == zips[name] and not part.exists()
+
+
+def test_a_complete_part_file_is_finished_although_the_size_is_unknown(zips, tmp_path
+                                                                        ) -> None:
+    # the connection broke after the last byte, before the .part file was renamed
+    name = "ISBI2016_ISIC_Part1_Training_Data.zip"
+    (tmp_path / f"{name}.part").write_bytes(zips[name])
+    unknown_sizes = tuple(download.Archive(archive) for archive in zips)  # as in ARCHIVES
+    with _Server(dict(zips)) as server:
+        assert download.download(tmp_path, server.url, unknown_sizes, timeout=5)["train"] == 6
+    assert server.ranges == [(name, f"bytes={len(zips[name])}-")]  # answered with 416
+    assert (tmp_path / name).read_bytes() == zips[name]
 
 
 def test_a_corrupt_zip_is_refused_by_name(zips, tmp_path) -> None:
