@@ -61,7 +61,7 @@ from helpers.config import (
     load_config,
 )
 from helpers.data import ISIC2016_FOLDERS, DatasetError, describe, load_splits
-from helpers.paths import SYNTHETIC_ROOT, public_path
+from helpers.paths import SYNTHETIC_ROOT, public_path, resolve_path
 
 NOTEBOOKS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison")
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -165,13 +165,44 @@ def execute(name: str, parameters: dict, out_dir: Path) -> Path:
     return target
 
 
+def _machine_folders(parameters: dict) -> list[tuple[str, str]]:
+    """(a folder of this machine, how a report shows it), the longest first: the run's data
+    and output folders, the kit, the folder beside it, the home folder."""
+    folders = [(str(resolve_path(parameters[key]).resolve()), public_path(parameters[key]))
+               for key in PATH_PARAMETERS if isinstance(parameters.get(key), str)]
+    folders += [(str(REPO_ROOT), "."), (str(REPO_ROOT.parent), ".."), (str(Path.home()), "~")]
+    folders = [(folder, shown) for folder, shown in folders
+               if Path(folder).parent != Path(folder)]  # never the file system's root
+    return sorted(folders, key=lambda folder: -len(folder[0]))
+
+
+def _without_machine_folders(text: str, folders: list[tuple[str, str]]) -> str:
+    for folder, shown in folders:
+        text = text.replace(folder + os.sep, shown + "/").replace(folder, shown)
+    return text
+
+
 def _relative_paths_in_metadata(path: Path) -> None:
-    """papermill records the notebooks' absolute paths, and the parameters may name folders
-    outside the kit: keep only the forms :func:`public_path` gives."""
+    """papermill records the notebooks' absolute paths, the parameters may name folders
+    outside the kit, and a cell's output may print a file's path (a warning naming an image):
+    keep only the forms :func:`public_path` gives."""
     if not path.exists():
         return
     notebook = nbformat.read(path, as_version=4)
     recorded = notebook.metadata.get("papermill", {})
+    folders = _machine_folders(recorded.get("parameters", {}))
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = _without_machine_folders(output["text"], folders)
+            if "traceback" in output:
+                output["traceback"] = [_without_machine_folders(line, folders)
+                                       for line in output["traceback"]]
+            if "evalue" in output:
+                output["evalue"] = _without_machine_folders(output["evalue"], folders)
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("text/") and isinstance(value, str):
+                    output["data"][kind] = _without_machine_folders(value, folders)
     for key in ("input_path", "output_path"):
         if recorded.get(key):
             recorded[key] = public_path(recorded[key])

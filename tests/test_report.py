@@ -168,6 +168,29 @@ def test_no_file_of_the_report_names_a_folder_of_the_machine(smoke_run: Path) ->
             assert machine not in text, f"{path.relative_to(smoke_run)} names {machine}"
 
 
+def test_paths_printed_by_a_cell_are_shown_as_the_report_shows_folders(tmp_path: Path) -> None:
+    import nbformat
+
+    data_root = tmp_path / "my data"
+    warning = (f"{REPO_ROOT}/helpers/data.py:413: UserWarning: Mask {data_root}/masks/x.png: "
+               f"a tiny lesion vanished")
+    cell = nbformat.v4.new_code_cell("load()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning),
+                    nbformat.v4.new_output("error", ename="DatasetError",
+                                           evalue=f"Cannot read {data_root}/y.jpg",
+                                           traceback=[f"File {REPO_ROOT}/helpers/data.py"])]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["papermill"] = {"parameters": {"data_root": str(data_root)}}
+    path = tmp_path / "run.ipynb"
+    nbformat.write(notebook, path)
+    report._relative_paths_in_metadata(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert outputs[0]["text"] == ("./helpers/data.py:413: UserWarning: Mask <outside the kit>/"
+                                  "my data/masks/x.png: a tiny lesion vanished")
+    assert outputs[1]["evalue"] == "Cannot read <outside the kit>/my data/y.jpg"
+    assert outputs[1]["traceback"] == ["File ./helpers/data.py"]
+
+
 @pytest.mark.notebooks
 def test_report_html_puts_the_results_first_and_hides_the_setup_code(smoke_run: Path) -> None:
     page = (smoke_run / "report.html").read_text()
