@@ -268,6 +268,9 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         if rank.parallel:  # every process stops together, or none
             value, count = distributed.total(rank, value * len(index), len(index))
             value /= count
+            # DistributedDataParallel averages the processes' gradients; weighting each by
+            # its share makes that the global batch's mean when the shares differ in size
+            loss = loss * (len(index) * rank.size / size)
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"Epoch {epoch}, batch {number} of {len(batches)}: the training loss is "
