@@ -177,8 +177,11 @@ def _machine_folders(parameters: dict) -> list[tuple[str, str]]:
 
 
 def _without_machine_folders(text: str, folders: list[tuple[str, str]]) -> str:
+    """``text`` with each folder (where its name ends: not ``/work`` in ``/workspace``)
+    replaced by how the report shows it."""
     for folder, shown in folders:
-        text = text.replace(folder + os.sep, shown + "/").replace(folder, shown)
+        ends = re.escape(folder) + r"(?![^\s/'\":,;)\]])"  # then a separator, or the end
+        text = re.sub(ends, shown.replace("\\", "\\\\"), text)
     return text
 
 

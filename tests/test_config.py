@@ -195,6 +195,14 @@ def test_a_key_written_twice_is_refused_naming_it(tmp_path: Path) -> None:
         load_config(preset)
 
 
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
+    preset = write(tmp_path / "merged.yaml", "frozen: &common\n  epochs: 3\nfine_tuned:\n"
+                                             "  <<: *common\n  encoder_lr: 0.001\n")
+    config = load_config(preset)
+    assert (config.frozen.epochs, config.fine_tuned.epochs) == (3, 3)
+    assert config.fine_tuned.encoder_lr == 0.001
+
+
 def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
     preset = write(tmp_path / "exp.yaml", "fine_tuned:\n  encoder_lr: 1e-3\n  decoder_lr: 2E-2\n")
     config = load_config(preset)

@@ -191,6 +191,13 @@ def test_paths_printed_by_a_cell_are_shown_as_the_report_shows_folders(tmp_path:
     assert outputs[1]["traceback"] == ["File ./helpers/data.py"]
 
 
+def test_the_path_scrub_replaces_whole_folder_names_only() -> None:
+    folders = [("/work/kit", "."), ("/work", "..")]
+    text = "/work/kit/a.py, /work/kit-old/b.py, /workspace/c, (/work/kit)"
+    assert report._without_machine_folders(text, folders) == \
+        "./a.py, ../kit-old/b.py, /workspace/c, (.)"
+
+
 @pytest.mark.notebooks
 def test_report_html_puts_the_results_first_and_hides_the_setup_code(smoke_run: Path) -> None:
     page = (smoke_run / "report.html").read_text()
