@@ -235,6 +235,24 @@ def validate(model: MobileNetV2UNet, data: TensorSet, config: TrainConfig,
     return {"loss": total_loss / len(data), **result}
 
 
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, rank: Rank = SINGLE
+                  ) -> list[Tensor]:
+    """One epoch's shuffled batches of indices. A last batch too small to train on is merged
+    into the one before: BatchNorm needs two images, and under torchrun each process two."""
+    batches = list(batch_indices(n, batch_size, shuffle=True, generator=generator))
+    if len(batches) > 1 and len(batches[-1]) < 2 * rank.size:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+def share_weight(share: int, batch: int, rank: Rank) -> float:
+    """The factor for the loss of a process's ``share`` of a ``batch`` (means over its own
+    images): DistributedDataParallel averages the processes' gradients, and with these
+    factors that average is the whole batch's mean, also when the shares differ in size
+    (1 when they are equal)."""
+    return share * rank.size / batch
+
+
 def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.optim.Optimizer,
                  config: TrainConfig, epoch: int, features: list[Tensor] | None,
                  scaler: torch.amp.GradScaler, progress: bool, rank: Rank = SINGLE,
@@ -246,10 +264,7 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
     shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     model.train()
     total, seen = 0.0, 0
-    batches = list(batch_indices(len(data), config.batch_size, shuffle=True, generator=shuffle))
-    # BatchNorm cannot train on one image, and under torchrun every process needs one
-    if len(batches) > 1 and len(batches[-1]) < max(2, rank.size):
-        batches[-2:] = [torch.cat(batches[-2:])]
+    batches = epoch_batches(len(data), config.batch_size, shuffle, rank)
     for number, index in enumerate(tqdm(batches, desc=f"Epoch {epoch}", disable=not progress,
                                         leave=False), start=1):
         images, masks = data.batch(index, device, channels_last)
@@ -268,9 +283,7 @@ def train_one_epoch(model: MobileNetV2UNet, data: TensorSet, optimizer: torch.op
         if rank.parallel:  # every process stops together, or none
             value, count = distributed.total(rank, value * len(index), len(index))
             value /= count
-            # DistributedDataParallel averages the processes' gradients; weighting each by
-            # its share makes that the global batch's mean when the shares differ in size
-            loss = loss * (len(index) * rank.size / size)
+            loss = loss * share_weight(len(index), size, rank)
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"Epoch {epoch}, batch {number} of {len(batches)}: the training loss is "
@@ -397,10 +410,10 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     out_dir = Path(out_dir)
     _check_model_fits(model, config)
     rank = distributed.start(config.resolved_device())
-    if rank.size > min(config.batch_size, len(train)):
+    if rank.parallel and 2 * rank.size > min(config.batch_size, len(train)):
         raise ValueError(f"{rank.size} processes share each batch, but batch_size is "
                          f"{config.batch_size} and the training set has {len(train)} images: "
-                         "every process needs at least one image of every batch.")
+                         "every process needs at least two images of every batch (BatchNorm).")
     fingerprint = runs.data_fingerprint(train, val, model.pretrained,
                                         _common_folder(train.image_paths))
     with ExitStack() as stack:

@@ -11,13 +11,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from helpers import distributed
 from helpers.config import load_config
 from helpers.data import load_isic2016, load_splits
 from helpers.distributed import PartnerStopped, Rank, local_main_first
 from helpers.runs import RunFolderError
-from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit
+from helpers.train import (
+    HISTORY_COLUMNS,
+    TrainConfig,
+    build_model,
+    epoch_batches,
+    fit,
+    share_weight,
+)
 
 COLUMNS = [c for c in HISTORY_COLUMNS if c != "seconds"]
 #: Per-process BatchNorm statistics (SyncBatchNorm works on GPUs only) make two processes
@@ -230,6 +238,31 @@ def test_a_batch_smaller_than_the_number_of_processes_is_refused(tiny_splits, tm
         fit(build_model(config), tiny_splits.train, tiny_splits.val, config, tmp_path,
             progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_last_batch_too_small_for_every_process_is_merged_into_the_one_before() -> None:
+    shuffle = torch.Generator().manual_seed(0)
+    four = distributed.Rank(1, 4, 1, 4)
+    assert [len(b) for b in epoch_batches(23, 8, shuffle, four)] == [8, 15]  # 7 < 2 x 4
+    assert [len(b) for b in epoch_batches(24, 8, shuffle, four)] == [8, 8, 8]
+    assert [len(b) for b in epoch_batches(17, 8, shuffle)] == [8, 9]  # one process: 1 image
+    assert [len(b) for b in epoch_batches(18, 8, shuffle)] == [8, 8, 2]
+
+
+def test_weighted_shares_of_unequal_size_average_to_the_whole_batchs_gradient() -> None:
+    # what DistributedDataParallel computes: the mean over processes of each one's gradient
+    weight = torch.randn(3, requires_grad=True)
+    images = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+    two = distributed.Rank(0, 2, 0, 2)
+
+    def gradient(rows: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+        loss = (rows @ weight).pow(2).mean() * factor
+        return torch.autograd.grad(loss, weight)[0]
+
+    shares = [images[0::2], images[1::2]]  # 4 and 3 images
+    averaged = sum(gradient(share, share_weight(len(share), 7, two)) for share in shares) / 2
+    torch.testing.assert_close(averaged, gradient(images))
+    assert share_weight(4, 8, two) == 1.0  # equal shares: unchanged
 
 
 def test_a_single_process_just_works(events) -> None:
