@@ -48,9 +48,9 @@ class Rank:
 SINGLE = Rank()
 
 
-#: How long a process waits in a collective step before giving up (torch's defaults are 10
-#: minutes for NCCL and 30 for gloo): the other processes wait while a machine's first one
-#: decodes the whole data set. ``LESIONKIT_DISTRIBUTED_TIMEOUT_MIN`` changes it.
+#: How long the processes wait for a machine's first one to decode the whole data set
+#: (:func:`local_main_first`); ``LESIONKIT_DISTRIBUTED_TIMEOUT_MIN`` changes it. Every other
+#: collective step keeps torch's default (10 minutes for NCCL, 30 for gloo).
 TIMEOUT_MINUTES = 120
 
 
@@ -61,9 +61,7 @@ def start(device: torch.device) -> Rank:
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        minutes = float(os.environ.get("LESIONKIT_DISTRIBUTED_TIMEOUT_MIN", TIMEOUT_MINUTES))
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=timedelta(minutes=minutes))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
                 int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
@@ -75,12 +73,13 @@ class PartnerStopped(RuntimeError):
     """Another process of the group stopped with an error (named in the message)."""
 
 
-def gathered(rank: Rank, value: object) -> list:
-    """Every process's ``value``, in process order, on every process."""
+def gathered(rank: Rank, value: object, group: object = None) -> list:
+    """Every process's ``value``, in process order, on every process (``group``: the
+    process group to use; the default one when None)."""
     if not rank.parallel:
         return [value]
     values: list = [None] * rank.size
-    dist.all_gather_object(values, value)
+    dist.all_gather_object(values, value, group=group)
     return values
 
 
@@ -92,11 +91,11 @@ def attempt(work: Callable[[], Result]) -> tuple[Result | None, Exception | None
         return None, error
 
 
-def meet(rank: Rank, error: Exception | None, doing: str) -> None:
+def meet(rank: Rank, error: Exception | None, doing: str, group: object = None) -> None:
     """Every process tells the others whether its work (``doing``) failed; each then raises
     its own error, or :class:`PartnerStopped` naming another's, or goes on if none failed."""
     problems = gathered(rank, None if error is None
-                        else f"process {rank.index}: {type(error).__name__}: {error}")
+                        else f"process {rank.index}: {type(error).__name__}: {error}", group)
     if error is not None:
         raise error
     stopped = [problem for problem in problems if problem is not None]
@@ -114,12 +113,16 @@ def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
     """
     if not rank.parallel:
         return work()
+    # a group of their own for these two meetings: the others may wait long for the first
+    minutes = float(os.environ.get("LESIONKIT_DISTRIBUTED_TIMEOUT_MIN", TIMEOUT_MINUTES))
+    patient = dist.new_group(backend="gloo", timeout=timedelta(minutes=minutes))
     first = rank.local_index == 0
     result, error = attempt(work) if first else (None, None)
-    meet(rank, error, "loading the data")
+    meet(rank, error, "loading the data", patient)
     if not first:
         result, error = attempt(work)
-    meet(rank, error, "loading the data")
+    meet(rank, error, "loading the data", patient)
+    dist.destroy_process_group(patient)
     return result
 
 

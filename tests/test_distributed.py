@@ -140,7 +140,7 @@ class FakeGroup:
     def __init__(self, rounds: list[list[str | None]], events: list[str]) -> None:
         self.rounds, self.events = list(rounds), events
 
-    def all_gather_object(self, gathered: list, mine: str | None) -> None:
+    def all_gather_object(self, gathered: list, mine: str | None, group=None) -> None:
         self.events.append(f"gathered {mine}")
         gathered[:] = [mine, *self.rounds.pop(0)]
 
@@ -149,6 +149,8 @@ def _group(monkeypatch: pytest.MonkeyPatch, events: list[str],
            rounds: list[list[str | None]]) -> None:
     monkeypatch.setattr(distributed.dist, "all_gather_object",
                         FakeGroup(rounds, events).all_gather_object)
+    monkeypatch.setattr(distributed.dist, "new_group", lambda **settings: "patient group")
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda group: None)
 
 
 @pytest.fixture
