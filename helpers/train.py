@@ -344,6 +344,9 @@ def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "la
         if done < config.epochs:
             raise RunFolderError(f"The run in {run_dir} has finished {done} of its "
                                  f"{config.epochs} epochs: train it to the end first.")
+    if checkpoint == "best":  # a crash between last.pt and best.pt may have left it behind
+        last = runs.read_checkpoint(run_dir / runs.LAST)
+        _repair_best(run_dir, last, runs.trusted_history(run_dir, last, HISTORY_COLUMNS))
     model = build_model(config)
     state = load_checkpoint(run_dir / f"{checkpoint}.pt", model)
     return model.eval(), int(state["epoch"])

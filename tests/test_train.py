@@ -46,6 +46,26 @@ def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp.*"))  # no temporary file left behind
 
 
+def test_loading_the_best_model_of_a_run_that_crashed_before_best_pt_repairs_it(
+        splits, tmp_path: Path, monkeypatch) -> None:
+    save = train._save_atomic
+
+    def crash_before_the_best(state: dict, path: Path) -> None:
+        if path.name == "best.pt":
+            raise KeyboardInterrupt("power cut")
+        save(state, path)
+
+    monkeypatch.setattr(train, "_save_atomic", crash_before_the_best)
+    with pytest.raises(KeyboardInterrupt):
+        run(splits, tmp_path, epochs=1)  # epoch 1 is the best so far: best.pt was due
+    monkeypatch.setattr(train, "_save_atomic", save)
+    assert not (tmp_path / "best.pt").exists()
+    model, epoch = train.load_trained(FINE_TUNED, tmp_path, "best")  # the run looks finished
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert epoch == 1 and all(torch.equal(value, last["model"][key])
+                              for key, value in model.state_dict().items())
+
+
 def test_temporary_files_of_a_killed_writer_are_removed_when_training_starts(
         splits, tmp_path: Path) -> None:
     leftover = tmp_path / ".last.k1ll3d.tmp.pt"  # as helpers.atomic names them
@@ -120,6 +140,8 @@ def test_a_crash_between_last_and_best_checkpoint_is_repaired_on_resume(
     with pytest.raises(KeyboardInterrupt):
         run(splits, tmp_path / "crashed", epochs=3)
     monkeypatch.setattr(train, "_save_atomic", save)
+    # the crash came after last.pt: that epoch is finished and will not be trained again
+    assert torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)["epoch"] == best_epoch
     resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
