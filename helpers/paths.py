@@ -22,10 +22,13 @@ def resolve_path(path: str | Path) -> Path:
 
 def display_path(path: str | Path) -> str:
     """``path`` relative to the repository (``../shared/x`` for a neighbour folder), or as it
-    is when it lies elsewhere on the machine."""
-    path = Path(path).resolve()
-    relative = Path(os.path.relpath(path, REPO_ROOT))
-    return str(path) if relative.parts[:2] == ("..", "..") else relative.as_posix()
+    is when it lies elsewhere on the machine. A neighbour reached through a symbolic link
+    (``../shared`` linking to another disk) still counts as a neighbour."""
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        relative = Path(os.path.relpath(candidate, REPO_ROOT))
+        if relative.parts[:2] != ("..", ".."):
+            return relative.as_posix()
+    return str(Path(path).resolve())
 
 
 def public_path(path: str | Path) -> str:
