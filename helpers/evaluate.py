@@ -24,6 +24,7 @@ from isic_challenge_scoring.confusion import create_binary_confusion_matrix
 from isic_challenge_scoring.segmentation import SegmentationScore
 from PIL import Image
 from scipy import stats
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from helpers.atomic import write_text
@@ -56,15 +57,23 @@ def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: T
         for index in tqdm(list(batch_indices(len(data), config.eval_batch_size, shuffle=False)),
                           desc="Predicting", disable=not progress, leave=False):
             images, _ = data.batch(index, device, channels_last)
-            views = FLIPS if flips else ((),)
-            probs = 0
-            for dims in views:  # the plain view is used as it is, without a copy
-                with autocast(device, config.amp):
-                    logits = model(images.flip(dims) if dims else images)
-                prob = torch.sigmoid(logits.float())
-                probs = probs + (prob.flip(dims) if dims else prob)
-            out.append((probs / len(views))[:, 0].cpu())
+            out.append(probabilities(model, images, config, flips)[:, 0].cpu())
     return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def probabilities(model: MobileNetV2UNet, images: Tensor, config: TrainConfig,
+                  flips: bool = False) -> Tensor:
+    """The model's lesion probabilities (B, 1, H, W) for a batch of normalised images,
+    averaged over the four flips with ``flips`` (see :func:`predict`)."""
+    views = FLIPS if flips else ((),)
+    probs = 0
+    for dims in views:  # the plain view is used as it is, without a copy
+        with autocast(config.resolved_device(), config.amp):
+            logits = model(images.flip(dims) if dims else images)
+        prob = torch.sigmoid(logits.float())
+        probs = probs + (prob.flip(dims) if dims else prob)
+    return probs / len(views)
 
 
 def choose_threshold(probs: np.ndarray, masks: np.ndarray,

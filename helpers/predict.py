@@ -10,8 +10,9 @@ files for one id refused) it writes, in ``--out``:
     <id>_overlay.png   the image with the mask's outline drawn in yellow
 
 The model sees each image as in training (resized to the run's image size, ImageNet
-normalisation); its probabilities are upsampled to the original size and thresholded at 0.5,
-as in the official scoring. Batched, with a progress bar, on the CPU or a GPU.
+normalisation; ``--flips`` averages over the four flips); its probabilities are upsampled to
+the original size and thresholded at 0.5 (``--threshold``), as in the official scoring.
+Batched, with a progress bar, on the CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from tqdm.auto import tqdm
 from helpers.atomic import atomic_path
 from helpers.batches import normalise
 from helpers.data import DatasetError, find_images, read_image, resize_image
-from helpers.device import autocast
-from helpers.evaluate import upsample
+from helpers.evaluate import probabilities, upsample
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
 from helpers.train import TrainConfig, load_run
@@ -52,23 +52,23 @@ def overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
 
 @torch.no_grad()
 def predict_masks(model: MobileNetV2UNet, config: TrainConfig, images: list[Image.Image],
-                  size: int, threshold: float = 0.5) -> list[np.ndarray]:
-    """0/255 masks at each image's original size for a batch of RGB images."""
+                  size: int, threshold: float = 0.5, flips: bool = False) -> list[np.ndarray]:
+    """0/255 masks at each image's original size for a batch of RGB images (``flips``:
+    averaged over the four flips, as the test-set evaluation with ``test_time_flips``)."""
     device = config.resolved_device()
     batch = torch.from_numpy(np.stack([resize_image(image, size) for image in images]))
     batch = normalise(batch.to(device).permute(0, 3, 1, 2))
     if not config.uses_channels_last():
         batch = batch.contiguous()
-    with autocast(device, config.amp):
-        logits = model.eval()(batch)
-    probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+    probs = probabilities(model.eval(), batch, config, flips)[:, 0].cpu().numpy()
     return [((upsample(prob, image.height, image.width) > threshold) * 255).astype(np.uint8)
             for prob, image in zip(probs, images, strict=True)]
 
 
 def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | Path,
                    checkpoint: str = "last", batch_size: int = 8, device: str | None = None,
-                   threshold: float = 0.5, progress: bool = True) -> list[Path]:
+                   threshold: float = 0.5, progress: bool = True, flips: bool = False
+                   ) -> list[Path]:
     """Write a mask and an overlay for every image in ``images_dir``; return the mask paths.
 
     A file the loader refuses stops the run with its name; the masks written before it are
@@ -91,7 +91,7 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
             chunk = ids[start:start + batch_size]
             images = [read_image(files[sample_id]) for sample_id in chunk]
             for sample_id, image, mask in zip(
-                    chunk, images, predict_masks(model, config, images, size, threshold),
+                    chunk, images, predict_masks(model, config, images, size, threshold, flips),
                     strict=True):
                 with atomic_path(out_dir / f"{sample_id}_mask.png") as tmp:
                     Image.fromarray(mask).save(tmp)
@@ -111,12 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default=None, help="default: the run's (auto)")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="default 0.5; give the one a report chose on validation images")
+    parser.add_argument("--flips", action="store_true",
+                        help="average over the four flips (a preset's test_time_flips)")
     args = parser.parse_args(argv)
     try:
         written = predict_folder(Path(args.run).resolve(), Path(args.images).resolve(),
                                  Path(args.out).resolve(), args.checkpoint, args.batch_size,
-                                 args.device, args.threshold)
+                                 args.device, args.threshold, flips=args.flips)
     except (DatasetError, RunFolderError, ValueError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1

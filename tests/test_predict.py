@@ -61,6 +61,21 @@ def test_masks_agree_with_the_test_set_evaluation(run_dir, synthetic_root, tmp_p
         assert np.array_equal(np.asarray(Image.open(path)), expected)
 
 
+def test_flipped_masks_agree_with_the_flipped_test_set_evaluation(run_dir, synthetic_root,
+                                                                  tmp_path) -> None:
+    model, config, size = load_run(run_dir)
+    data = load_split(isic2016_split(synthetic_root, "test"), size, progress=False)
+    probs = predict_probs(model, data, config, flips=True)
+    assert not np.array_equal(probs, predict_probs(model, data, config))
+    assert predict.main(["--run", str(run_dir), "--images", str(data.image_paths[0].parent),
+                         "--out", str(tmp_path), "--flips", "--threshold", "0.45"]) == 0
+    for prob, (height, width), sample_id in zip(probs, data.original_sizes, data.ids,
+                                                strict=True):
+        expected = (upsample(prob, int(height), int(width)) > 0.45) * 255
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"{sample_id}_mask.png")),
+                              expected)
+
+
 def test_an_unreadable_image_is_named_and_no_half_file_is_left(run_dir, images,
                                                                tmp_path) -> None:
     (images / "broken.jpg").write_bytes(b"not a jpeg")
