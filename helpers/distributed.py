@@ -117,12 +117,14 @@ def local_main_first(rank: Rank, work: Callable[[], Result]) -> Result:
     minutes = float(os.environ.get("LESIONKIT_DISTRIBUTED_TIMEOUT_MIN", TIMEOUT_MINUTES))
     patient = dist.new_group(backend="gloo", timeout=timedelta(minutes=minutes))
     first = rank.local_index == 0
-    result, error = attempt(work) if first else (None, None)
-    meet(rank, error, "loading the data", patient)
-    if not first:
-        result, error = attempt(work)
-    meet(rank, error, "loading the data", patient)
-    dist.destroy_process_group(patient)
+    try:
+        result, error = attempt(work) if first else (None, None)
+        meet(rank, error, "loading the data", patient)
+        if not first:
+            result, error = attempt(work)
+        meet(rank, error, "loading the data", patient)
+    finally:
+        dist.destroy_process_group(patient)
     return result
 
 

@@ -24,11 +24,14 @@ def display_path(path: str | Path) -> str:
     """``path`` relative to the repository (``../shared/x`` for a neighbour folder), or as it
     is when it lies elsewhere on the machine. A neighbour reached through a symbolic link
     (``../shared`` linking to another disk) still counts as a neighbour."""
-    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+    resolved = Path(path).resolve()
+    written = Path(os.path.abspath(path))  # ".." collapsed as text: must name the same place
+    candidates = [written] if written.resolve() == resolved else []
+    for candidate in (*candidates, resolved):
         relative = Path(os.path.relpath(candidate, REPO_ROOT))
         if relative.parts[:2] != ("..", ".."):
             return relative.as_posix()
-    return str(Path(path).resolve())
+    return str(resolved)
 
 
 def public_path(path: str | Path) -> str:

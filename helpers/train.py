@@ -17,6 +17,7 @@ CPU, :func:`fit` keeps freed memory for the next step instead of returning it to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -309,11 +310,15 @@ def load_checkpoint(path: str | Path, model: nn.Module) -> dict:
     file or one from another program stops with :class:`RunFolderError` naming it."""
     path = Path(path)
     state = runs.read_checkpoint(path)
+    _load_weights(model, state["model"], path)
+    return state
+
+
+def _load_weights(model: nn.Module, weights: dict, path: Path) -> None:
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as error:
         raise RunFolderError(f"{path} does not fit this model: {str(error)[:300]}") from error
-    return state
 
 
 def read_history(run_dir: str | Path) -> pd.DataFrame:
@@ -344,10 +349,13 @@ def load_trained(config: TrainConfig, run_dir: str | Path, checkpoint: str = "la
         if done < config.epochs:
             raise RunFolderError(f"The run in {run_dir} has finished {done} of its "
                                  f"{config.epochs} epochs: train it to the end first.")
-    if checkpoint == "best":  # a crash between last.pt and best.pt may have left it behind
-        last = runs.read_checkpoint(run_dir / runs.LAST)
-        _repair_best(run_dir, last, runs.trusted_history(run_dir, last, HISTORY_COLUMNS))
     model = build_model(config)
+    # a crash between last.pt and best.pt may have left best.pt behind: last.pt then holds
+    # the best weights (read only: the folder may be read-only, or in use by a training)
+    stand_in = _best_behind_last(run_dir) if checkpoint == "best" else None
+    if stand_in is not None:
+        _load_weights(model, stand_in["model"], run_dir / runs.LAST)
+        return model.eval(), stand_in["epoch"]
     state = load_checkpoint(run_dir / f"{checkpoint}.pt", model)
     return model.eval(), int(state["epoch"])
 
@@ -467,19 +475,31 @@ def _best_epoch(rows: list[dict]) -> int:
     return best_epoch
 
 
-def _repair_best(out_dir: Path, state: dict, rows: list[dict]) -> None:
-    """Write ``best.pt`` from ``last.pt``'s ``state`` if a crash came between the two files in
-    the epoch that was the best so far (the weights are the same)."""
-    best_path = out_dir / runs.BEST
-    best_epoch = _best_epoch(rows)
-    if best_epoch != int(state["epoch"]):
-        return  # best.pt was written in an earlier, finished epoch
+def _best_behind_last(run_dir: Path) -> dict | None:
+    """What ``best.pt`` should hold, from ``last.pt``, when a crash came between writing the
+    two in the epoch that was the best so far (the weights are the same); else None."""
+    try:
+        last = runs.read_checkpoint(run_dir / runs.LAST)
+        rows = runs.trusted_history(run_dir, last, HISTORY_COLUMNS)
+    except RunFolderError:
+        return None  # no usable last.pt: best.pt is all there is
+    epoch = int(last["epoch"])
+    if _best_epoch(rows) != epoch:
+        return None  # best.pt was written in an earlier, finished epoch
+    best_path = run_dir / runs.BEST
     if best_path.exists():
-        saved = runs.read_checkpoint(best_path)
-        if int(saved["epoch"]) == best_epoch:
-            return
-    _save_atomic({"model": state["model"], "epoch": best_epoch,
-                  "val_dice": float(state["best_dice"])}, best_path)
+        with contextlib.suppress(RunFolderError):  # a damaged best.pt: last.pt has it
+            if int(runs.read_checkpoint(best_path)["epoch"]) == epoch:
+                return None
+    return {"model": last["model"], "epoch": epoch, "val_dice": float(last["best_dice"])}
+
+
+def _repair_best(out_dir: Path) -> None:
+    """Write ``best.pt`` again if a crash left it behind ``last.pt`` (see
+    :func:`_best_behind_last`); only under the folder's lock, by the process that trains."""
+    stand_in = _best_behind_last(out_dir)
+    if stand_in is not None:
+        _save_atomic(stand_in, out_dir / runs.BEST)
 
 
 def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
@@ -510,7 +530,7 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                                  ) from error
     rows = runs.trusted_history(out_dir, state, HISTORY_COLUMNS)
     if repair:
-        _repair_best(out_dir, state, rows)
+        _repair_best(out_dir)
     return int(state["epoch"]) + 1, float(state["best_dice"]), rows
 
 

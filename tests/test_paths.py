@@ -28,3 +28,7 @@ def test_a_neighbour_folder_reached_through_a_link_is_shown_relative(tmp_path: P
     monkeypatch.setattr(paths, "REPO_ROOT", kit)
     assert paths.display_path(kit / ".." / "shared" / "data") == "../shared/data"
     assert paths.display_path(tmp_path / "shared" / "data") == "../shared/data"
+    # ".." after the link leaves it: the folder named is on the other disk, not in the kit
+    (elsewhere.parent / "kit" / "reports").mkdir(parents=True)
+    assert paths.display_path(tmp_path / "shared" / ".." / "kit" / "reports") == \
+        "../other disk/kit/reports"  # not "reports", the kit's own folder

@@ -46,7 +46,7 @@ def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp.*"))  # no temporary file left behind
 
 
-def test_loading_the_best_model_of_a_run_that_crashed_before_best_pt_repairs_it(
+def test_loading_the_best_model_of_a_run_that_crashed_before_best_pt_takes_last_pt(
         splits, tmp_path: Path, monkeypatch) -> None:
     save = train._save_atomic
 
@@ -64,6 +64,10 @@ def test_loading_the_best_model_of_a_run_that_crashed_before_best_pt_repairs_it(
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert epoch == 1 and all(torch.equal(value, last["model"][key])
                               for key, value in model.state_dict().items())
+    assert not (tmp_path / "best.pt").exists()  # loading writes nothing (read-only folders)
+    torch.save({"model": last["model"], "epoch": 1, "val_dice": 0.5}, tmp_path / "best.pt")
+    (tmp_path / "last.pt").unlink()  # a best.pt shared alone still loads
+    assert train.load_trained(FINE_TUNED, tmp_path, "best")[1] == 1
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_when_training_starts(
