@@ -31,7 +31,7 @@ from helpers.atomic import write_text
 from helpers.batches import TensorSet, batch_indices
 from helpers.data import DatasetError, SegmentationSet, SplitLayout, load_split, read_mask
 from helpers.device import autocast, reusing_freed_memory
-from helpers.metrics import per_image_scores
+from helpers.metrics import check_threshold, per_image_scores
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
 from helpers.train import TrainConfig, load_run
@@ -185,8 +185,7 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
     size. Returns the per-image table (worst Jaccard first), the scorer's macro average, the
     probabilities at the training size and the loaded set (in the loader's id order).
     """
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    check_threshold(threshold)
     model, config, size = load_run(run_dir, checkpoint, device)
     data = load_split(SplitLayout(Path(images_dir), Path(masks_dir), mask_pattern), size,
                       progress=progress)

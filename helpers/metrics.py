@@ -32,6 +32,12 @@ def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     return torch.where(denominator > 0, numerator / safe, torch.ones_like(numerator))
 
 
+def check_threshold(threshold: float) -> None:
+    """Refuse a threshold outside (0, 1): every pixel, or none, would be lesion."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+
+
 def confusion(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD) -> dict[str, Tensor]:
     """Per-image TP, FP, FN, TN counts (float64) for probabilities (B, ...) and {0,1} truth."""
     pred = (probs > threshold).flatten(1)

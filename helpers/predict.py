@@ -30,6 +30,7 @@ from helpers.atomic import atomic_path
 from helpers.batches import normalise
 from helpers.data import DatasetError, find_images, read_image, resize_image
 from helpers.evaluate import probabilities, upsample
+from helpers.metrics import check_threshold
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
 from helpers.train import TrainConfig, load_run
@@ -76,8 +77,7 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    check_threshold(threshold)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(images_dir).resolve():
         raise ValueError(f"The output folder {out_dir} is the images folder: the masks would be "

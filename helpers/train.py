@@ -475,14 +475,17 @@ def _best_epoch(rows: list[dict]) -> int:
     return best_epoch
 
 
-def _best_behind_last(run_dir: Path) -> dict | None:
+def _best_behind_last(run_dir: Path, last: dict | None = None,
+                      rows: list[dict] | None = None) -> dict | None:
     """What ``best.pt`` should hold, from ``last.pt``, when a crash came between writing the
-    two in the epoch that was the best so far (the weights are the same); else None."""
-    try:
-        last = runs.read_checkpoint(run_dir / runs.LAST)
-        rows = runs.trusted_history(run_dir, last, HISTORY_COLUMNS)
-    except RunFolderError:
-        return None  # no usable last.pt: best.pt is all there is
+    two in the epoch that was the best so far (the weights are the same); else None.
+    ``last`` and ``rows``: last.pt and its history, when the caller has read them already."""
+    if last is None or rows is None:
+        try:
+            last = runs.read_checkpoint(run_dir / runs.LAST)
+            rows = runs.trusted_history(run_dir, last, HISTORY_COLUMNS)
+        except RunFolderError:
+            return None  # no usable last.pt: best.pt is all there is
     epoch = int(last["epoch"])
     if _best_epoch(rows) != epoch:
         return None  # best.pt was written in an earlier, finished epoch
@@ -494,10 +497,10 @@ def _best_behind_last(run_dir: Path) -> dict | None:
     return {"model": last["model"], "epoch": epoch, "val_dice": float(last["best_dice"])}
 
 
-def _repair_best(out_dir: Path) -> None:
+def _repair_best(out_dir: Path, last: dict, rows: list[dict]) -> None:
     """Write ``best.pt`` again if a crash left it behind ``last.pt`` (see
     :func:`_best_behind_last`); only under the folder's lock, by the process that trains."""
-    stand_in = _best_behind_last(out_dir)
+    stand_in = _best_behind_last(out_dir, last, rows)
     if stand_in is not None:
         _save_atomic(stand_in, out_dir / runs.BEST)
 
@@ -530,7 +533,7 @@ def _resume_state(model: MobileNetV2UNet, optimizer: torch.optim.Optimizer,
                                  ) from error
     rows = runs.trusted_history(out_dir, state, HISTORY_COLUMNS)
     if repair:
-        _repair_best(out_dir)
+        _repair_best(out_dir, state, rows)
     return int(state["epoch"]) + 1, float(state["best_dice"]), rows
 
 
