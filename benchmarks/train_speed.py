@@ -487,6 +487,7 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
     from data_scale import json_from_child
 
     results: dict = {"device": "cpu", "threads": torch.get_num_threads(),
+                     "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
                      "torch": torch.__version__, "python": platform.python_version(),
                      "processor": platform.processor() or platform.machine(),
                      "data_root": public_path(data_root), "images": n_images,
@@ -625,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
             ("scale (decoding and loading)" if args.scale_no_epoch else "scale", args.scale))
             if asked]
         results.setdefault("measured_again", []).append(
-            {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+            {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "torch": torch.__version__, "threads": torch.get_num_threads(),
+             "cpu_kernels": torch.backends.cpu.get_cpu_capability()})
         if args.rows:  # the per-epoch rows and what comes with them; the first wall_s stays
             fresh = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
             for stale in set(results) - set(fresh) - set(SECTIONS) - {"wall_s"}:

@@ -9,6 +9,7 @@
 - ``weights``   the verified ImageNet MobileNetV2 weights, also offline
 - ``model``     the MobileNetV2 U-Net of report A and parameter counts
 - ``device``    choosing the device; autocast on GPU
+- ``kernels``   the same CPU kernels (AVX2) on every x86-64 machine: the same bits
 - ``train``     ``TrainConfig`` and ``fit``: per-epoch validation, history, checkpoints, resume
 - ``runs``      run folders: data fingerprint, history repair, lock, named read errors
 - ``metrics``   per-image IoU, Dice and friends (the ISIC conventions)
@@ -21,3 +22,7 @@
 - ``colab``     the requirements Google Colab lacks
 - ``atomic``    crash-safe file writes
 """
+
+from helpers.kernels import cap_cpu_kernels
+
+cap_cpu_kernels()  # before torch computes anything: see helpers/kernels.py

@@ -255,8 +255,12 @@ def report_info(config: RunConfig) -> ReportInfo:
     import torch
 
     from helpers.device import resolve_device
+    from helpers.kernels import describe_cpu_kernels
 
     splits = load_splits(config, progress=False)  # decoded by the notebooks: a cache hit
+    device = str(resolve_device(config.device))
+    if device == "cpu":  # what else decides the bits (the notebooks' kernels inherit the cap)
+        device = f"cpu ({describe_cpu_kernels()})"
     counts = f"{len(splits.train)} training, {len(splits.val)} validation, " \
              f"{len(splits.test)} test images" if splits.validation == "holdout" else \
              f"{len(splits.train)} training, {len(splits.test)} test images"
@@ -264,7 +268,7 @@ def report_info(config: RunConfig) -> ReportInfo:
                       data=f"{describe(splits, config.data_root)}: {counts} at "
                            f"{config.image_size}x{config.image_size}",
                       date=datetime.date.today().isoformat(), commit=kit_commit(),
-                      torch=torch.__version__, device=str(resolve_device(config.device)))
+                      torch=torch.__version__, device=device)
 
 
 def _format_table(frame: pd.DataFrame) -> str:

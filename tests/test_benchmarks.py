@@ -58,6 +58,7 @@ def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(syntheti
     after = json.loads(out.read_text())
     assert after["seed_a"] == {"kept": "as it was"}  # a section this update did not measure
     assert after["measured_again"][-1]["sections"] == ["rows", "limits"]
+    assert after["measured_again"][-1]["cpu_kernels"] == after["cpu_kernels"]  # as measured
     assert [(r["size"], r["mode"]) for r in after["rows"]] == [(64, "frozen"),
                                                                 (64, "fine-tuned")]
     assert len(after["limits"]["rows"]) == 2

@@ -1,4 +1,4 @@
-"""The Colab set-up installs only inside Colab, and says what it installs."""
+"""The Colab set-up installs only inside Colab, says what it installs, and keeps Colab's torch."""
 
 from __future__ import annotations
 
@@ -15,10 +15,22 @@ def test_outside_colab_nothing_is_installed(monkeypatch) -> None:
     colab.install_requirements()
 
 
-def test_in_colab_the_requirements_are_installed_and_printed(monkeypatch, capsys) -> None:
+def test_in_colab_the_requirements_but_torch_are_installed_and_printed(
+        monkeypatch, capsys) -> None:
     calls = []
     monkeypatch.setitem(sys.modules, "google.colab", object())
     monkeypatch.setattr(subprocess, "run", lambda command, **k: calls.append(command))
     colab.install_requirements()
-    assert calls and calls[0][-2:] == ["-r", str(colab.REQUIREMENTS)]
-    assert "torch>=2.4" in capsys.readouterr().out
+    installed = calls[0][calls[0].index("install") + 2:]
+    assert installed == colab.requirements_for_colab(colab.REQUIREMENTS.read_text())
+    assert any(r.startswith("papermill") for r in installed)
+    assert not any(r.startswith(("torch=", "torch>", "torchvision")) for r in installed)
+    printed = capsys.readouterr().out
+    assert "papermill" in printed and "keeping its torch" in printed
+
+
+def test_requirements_for_colab_drop_comments_blanks_and_colabs_own_packages() -> None:
+    text = ("# a comment\n\ntorch==2.15.0\nTorchVision>=0.19  # pinned\n"
+            "torchmetrics>=1\npandas>=2.0  # tables\nisic-challenge-scoring>=5.6\n")
+    assert colab.requirements_for_colab(text) == [
+        "torchmetrics>=1", "pandas>=2.0", "isic-challenge-scoring>=5.6"]
