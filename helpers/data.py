@@ -85,6 +85,11 @@ from helpers.paths import SYNTHETIC_ROOT
 if TYPE_CHECKING:
     from helpers.config import RunConfig
 
+# An image over PIL's pixel limit is refused below, naming the file (_open_upright), so PIL's
+# own warning about it, printed just before, adds nothing. Set once here: a filter changed
+# while the decoding threads run would be changed for all of them.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 ISIC2016_FOLDERS = {
     "train": ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"),
     "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from helpers import runs
 from helpers.atomic import write_text
 from helpers.batches import TensorSet, batch_indices
 from helpers.data import DatasetError, SegmentationSet, SplitLayout, load_split, read_mask
@@ -172,21 +174,74 @@ def paired_comparison(first: pd.Series, second: pd.Series, n_bootstrap: int = 10
     }
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a trained model's probabilities become masks, and where that choice came from."""
+
+    checkpoint: str
+    threshold: float
+    flips: bool
+    source: str  # what to tell the user: "given", or which record or default it came from
+
+    def describe(self) -> str:
+        return (f"{self.checkpoint} checkpoint, threshold {self.threshold:g}, "
+                f"{'test-time flips' if self.flips else 'no flips'} ({self.source})")
+
+
+def load_scored_run(run_dir: str | Path, checkpoint: str | None = None,
+                    threshold: float | None = None, flips: bool | None = None,
+                    device: str | None = None
+                    ) -> tuple[MobileNetV2UNet, TrainConfig, int, Scoring]:
+    """:func:`~helpers.train.load_run`, and how to score the model: what is given, else what
+    notebook 04 scored these very weights with (the run's ``scoring.json``), else the last
+    checkpoint at threshold 0.5 without flips.
+
+    The record is used only while the checkpoint file is the one it was made for: a run
+    trained further, or trained again, goes back to the defaults (and says so).
+    """
+    run_dir = Path(run_dir)
+    all_given = None not in (checkpoint, threshold, flips)
+    record = runs.read_scoring(run_dir)
+    checkpoint = checkpoint or (record["checkpoint"] if record else "last")
+    model, config, size = load_run(run_dir, checkpoint, device)
+    applies = (record is not None and record["checkpoint"] == checkpoint
+               and runs.checkpoint_digest(run_dir / f"{checkpoint}.pt")
+               == record["checkpoint_sha256"])
+    if all_given:
+        source = "given"
+    elif applies:
+        source = f"as notebook 04 scored epoch {record['epoch']}: {runs.SCORING}"
+    elif record is not None:
+        source = (f"defaults: {runs.SCORING} was written for other weights (the "
+                  f"{record['checkpoint']} checkpoint of epoch {record['epoch']})")
+    else:
+        source = "defaults"
+    threshold = threshold if threshold is not None else \
+        record["threshold"] if applies else 0.5
+    flips = flips if flips is not None else record["test_time_flips"] if applies else False
+    check_threshold(threshold)
+    return model, config, size, Scoring(checkpoint, float(threshold), flips, source)
+
+
 def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str | Path,
-                    mask_pattern: str = "{id}_Segmentation.png", checkpoint: str = "last",
-                    flips: bool = False, threshold: float = 0.5, device: str | None = None,
-                    progress: bool = True) -> tuple[pd.DataFrame, pd.Series, np.ndarray,
-                                                    SegmentationSet]:
+                    mask_pattern: str = "{id}_Segmentation.png", checkpoint: str | None = None,
+                    flips: bool | None = None, threshold: float | None = None,
+                    device: str | None = None, progress: bool = True
+                    ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, SegmentationSet]:
     """Score a trained model on any folder of images and masks with the official scorer.
 
     The pairs are found and read by the training loader's rules (a missing mask, a duplicate
     id or an unreadable file stops with its name), resized to the size the model was trained
     at, predicted (``flips``: test-time flip averaging) and scored at each image's original
-    size. Returns the per-image table (worst Jaccard first), the scorer's macro average, the
-    probabilities at the training size and the loaded set (in the loader's id order).
+    size. ``checkpoint``, ``flips`` and ``threshold`` not given are those notebook 04 scored
+    the model with (:func:`load_scored_run`). Returns the per-image table (worst Jaccard
+    first), the scorer's macro average, the probabilities at the training size and the
+    loaded set (in the loader's id order).
     """
-    check_threshold(threshold)
-    model, config, size = load_run(run_dir, checkpoint, device)
+    model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
+                                                   device)
+    print(f"Scoring the {scoring.describe()}")  # also without progress: which masks these are
+    threshold, flips = scoring.threshold, scoring.flips
     data = load_split(SplitLayout(Path(images_dir), Path(masks_dir), mask_pattern), size,
                       progress=progress)
     probs = predict(model, data, config, progress=progress, flips=flips)
@@ -205,9 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", required=True, help="folder of their masks")
     parser.add_argument("--mask-pattern", default="{id}_Segmentation.png",
                         help="mask file name for image id {id} (default: %(default)s)")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
-    parser.add_argument("--flips", action="store_true", help="test-time flip averaging")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
+                        help="default: the one notebook 04 scored, else last")
+    parser.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time flip averaging (default: as notebook 04 scored the "
+                             "model, else none)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="default: the one notebook 04 scored the model with, else 0.5")
     parser.add_argument("--device", default=None, help="default: the run's (auto)")
     parser.add_argument("--out", default=None, help="write per_image.csv and summary.csv here")
     args = parser.parse_args(argv)
@@ -222,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         write_text(out / "per_image.csv", per_image.to_csv())
         write_text(out / "summary.csv", macro.to_frame("value").to_csv())
-    print(f"{len(data)} images, official ISIC scores (threshold {args.threshold:g}"
-          f"{', test-time flips' if args.flips else ''}):")
+    print(f"{len(data)} images, official ISIC scores:")
     print(macro.to_string(float_format="%.4f"))
     return 0
 

@@ -4,13 +4,18 @@
 
 The file takes ``image``: float32 (batch, 3, S, S), RGB scaled to [0, 1] then normalised with
 the ImageNet mean and standard deviation, S the run's image size; and gives ``probability``:
-float32 (batch, 1, S, S), the lesion probability of each pixel (threshold at 0.5). The batch
-axis is dynamic. S, the mean and the standard deviation are also stored in the file's
-metadata (``image_size``, ``mean``, ``std``). Exported with PyTorch's current exporter
-(``torch.onnx.export(dynamo=True)``) at opset :data:`OPSET`; every export is checked: the
-file must pass ``onnx.checker`` and give PyTorch's probabilities (within 1e-4) in
-onnxruntime. The exporter's debugging notes on each node (Python stack traces, which name
-the folders of the machine that exported it) are left out of the file.
+float32 (batch, 1, S, S), the lesion probability of each pixel. The batch axis is dynamic.
+S, the mean and the standard deviation are also stored in the file's metadata
+(``image_size``, ``mean``, ``std``), and so is how to turn probabilities into a mask as
+notebook 04 scored the model (``threshold``, ``test_time_flips``: average the probabilities
+of the image and its three flips first; 0.5 and false without the run's ``scoring.json``).
+The checkpoint is the one notebook 04 scored, else the last one, unless given.
+
+Exported with PyTorch's current exporter (``torch.onnx.export(dynamo=True)``) at opset
+:data:`OPSET`; every export is checked: the file must pass ``onnx.checker`` and give
+PyTorch's probabilities (within 1e-4) in onnxruntime. The exporter's debugging notes on each
+node (Python stack traces, which name the folders of the machine that exported it) are left
+out of the file.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from torch import Tensor, nn
 
 from helpers.atomic import atomic_path
 from helpers.batches import IMAGENET_MEAN, IMAGENET_STD
+from helpers.evaluate import load_scored_run
 from helpers.runs import RunFolderError
-from helpers.train import load_run
 
 #: The ONNX operator set the file uses (onnxruntime 1.17 and newer run it).
 OPSET = 20
@@ -51,9 +56,10 @@ class Probabilities(nn.Module):
         return torch.sigmoid(self.model(image))
 
 
-def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str = "last") -> Path:
+def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str | None = None
+                ) -> Path:
     """Write the run's model to ``out_path`` as ONNX (dynamic batch); return the path."""
-    model, _, size = load_run(run_dir, checkpoint, device="cpu")
+    model, _, size, scoring = load_scored_run(run_dir, checkpoint, device="cpu")
     wrapped = Probabilities(model.to(memory_format=torch.contiguous_format)).eval()
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -67,7 +73,8 @@ def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str = "la
     proto = program.model_proto
     _drop_node_notes(proto)
     for key, value in (("image_size", size), ("mean", list(IMAGENET_MEAN)),
-                       ("std", list(IMAGENET_STD))):
+                       ("std", list(IMAGENET_STD)), ("threshold", scoring.threshold),
+                       ("test_time_flips", scoring.flips)):
         proto.metadata_props.add(key=key, value=json.dumps(value))
     onnx.checker.check_model(proto)
     _check_against_pytorch(proto, wrapped, size, out_path)
@@ -116,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="a trained model's run folder")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
+                        help="default: the one notebook 04 scored, else last")
     args = parser.parse_args(argv)
     try:
         path = export_onnx(Path(args.run).resolve(), Path(args.out).resolve(), args.checkpoint)

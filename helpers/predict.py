@@ -11,8 +11,10 @@ files for one id refused) it writes, in ``--out``:
 
 The model sees each image as in training (resized to the run's image size, ImageNet
 normalisation; ``--flips`` averages over the four flips); its probabilities are upsampled to
-the original size and thresholded at 0.5 (``--threshold``), as in the official scoring.
-Batched, with a progress bar, on the CPU or a GPU.
+the original size and thresholded, as in the official scoring. The checkpoint, threshold and
+flips are those notebook 04 scored the model with (the run's ``scoring.json``), unless given;
+without that record, the last checkpoint at 0.5 without flips. Batched, with a progress bar,
+on the CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from tqdm.auto import tqdm
 from helpers.atomic import atomic_path
 from helpers.batches import normalise
 from helpers.data import DatasetError, find_images, read_image, resize_image
-from helpers.evaluate import probabilities, upsample
-from helpers.metrics import check_threshold
+from helpers.evaluate import load_scored_run, probabilities, upsample
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
-from helpers.train import TrainConfig, load_run
+from helpers.train import TrainConfig
 
 OUTLINE_COLOUR = (255, 230, 0)
 
@@ -67,22 +68,26 @@ def predict_masks(model: MobileNetV2UNet, config: TrainConfig, images: list[Imag
 
 
 def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | Path,
-                   checkpoint: str = "last", batch_size: int = 8, device: str | None = None,
-                   threshold: float = 0.5, progress: bool = True, flips: bool = False
-                   ) -> list[Path]:
+                   checkpoint: str | None = None, batch_size: int = 8,
+                   device: str | None = None, threshold: float | None = None,
+                   progress: bool = True, flips: bool | None = None) -> list[Path]:
     """Write a mask and an overlay for every image in ``images_dir``; return the mask paths.
 
-    A file the loader refuses stops the run with its name; the masks written before it are
-    complete (every file is written atomically), and running again rewrites them all.
+    ``checkpoint``, ``threshold`` and ``flips`` not given are those notebook 04 scored the
+    model with (:func:`helpers.evaluate.load_scored_run`). A file the loader refuses stops
+    the run with its name; the masks written before it are complete (every file is written
+    atomically), and running again rewrites them all.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-    check_threshold(threshold)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(images_dir).resolve():
         raise ValueError(f"The output folder {out_dir} is the images folder: the masks would be "
                          "read as images on the next run. Choose another folder.")
-    model, config, size = load_run(run_dir, checkpoint, device)
+    model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
+                                                   device)
+    print(f"Masks from the {scoring.describe()}")  # also without progress: which masks these are
+    threshold, flips = scoring.threshold, scoring.flips
     files = find_images(Path(images_dir))
     ids = list(files)
     written = []
@@ -108,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. reports/report_a/runs/fine_tuned)")
     parser.add_argument("--images", required=True, help="folder of .jpg/.jpeg/.png images")
     parser.add_argument("--out", required=True, help="folder for the masks and overlays")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
+                        help="default: the one notebook 04 scored, else last")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default=None, help="default: the run's (auto)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="default 0.5; give the one a report chose on validation images")
-    parser.add_argument("--flips", action="store_true",
-                        help="average over the four flips (a preset's test_time_flips)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="default: the one notebook 04 scored the model with, else 0.5")
+    parser.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
+                        help="average over the four flips (default: as notebook 04 scored "
+                             "the model, else none)")
     args = parser.parse_args(argv)
     try:
         written = predict_folder(Path(args.run).resolve(), Path(args.images).resolve(),

@@ -5,6 +5,8 @@
     best.pt       model weights of the epoch with the best validation Dice
     config.json   the TrainConfig the run was started with
     data.json     a fingerprint of the data it was trained on
+    scoring.json  how notebook 04 scored the model (checkpoint, threshold, test-time flips), so
+                  that predicting and evaluating later use the same; written after training
     .lock         locked while a process trains in the folder (its text: who, since when)
 
 Why each piece: resuming with other images or another size would continue into one mixed
@@ -34,12 +36,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from helpers.atomic import write_text
 from helpers.cache import array_chunks
 from helpers.data import SegmentationSet
 
 HISTORY, LAST, BEST, CONFIG, DATA, LOCK = ("history.csv", "last.pt", "best.pt", "config.json",
                                            "data.json", ".lock")
 RUN_FILES = (HISTORY, LAST, BEST, CONFIG, DATA)
+SCORING = "scoring.json"
 
 
 class RunFolderError(RuntimeError):
@@ -186,5 +190,42 @@ def locked(folder: Path) -> Iterator[None]:
 
 def clear(folder: Path) -> None:
     """Remove a run's files from ``folder`` (for a fresh start on request)."""
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, SCORING):
         (folder / name).unlink(missing_ok=True)
+
+
+def checkpoint_digest(path: Path) -> str:
+    """The SHA-256 digest (16 hex digits) of a checkpoint file: which weights it holds."""
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+    return _digest(chunks())
+
+
+def write_scoring(folder: Path, checkpoint: str, epoch: int, threshold: float,
+                  flips: bool) -> None:
+    """Record in ``folder`` how its ``checkpoint`` was scored, tied to that file's weights."""
+    scoring = {"checkpoint": checkpoint, "epoch": epoch,
+               "checkpoint_sha256": checkpoint_digest(folder / f"{checkpoint}.pt"),
+               "threshold": float(threshold), "test_time_flips": bool(flips)}
+    write_text(folder / SCORING, json.dumps(scoring, indent=2) + "\n")
+
+
+def read_scoring(folder: Path) -> dict | None:
+    """The folder's ``scoring.json`` (checked), or None when there is none."""
+    path = folder / SCORING
+    if not path.exists():
+        return None
+    scoring = read_json(path)
+    types = {"checkpoint": str, "epoch": int, "checkpoint_sha256": str,
+             "threshold": (int, float), "test_time_flips": bool}
+    # (a JSON true is a bool, and Python's bool is an int: only test_time_flips may be one)
+    wrong = [key for key, kind in types.items() if not isinstance(scoring.get(key), kind)
+             or (kind is not bool and isinstance(scoring.get(key), bool))]
+    if wrong or scoring["checkpoint"] not in ("last", "best") \
+            or not 0 < scoring["threshold"] < 1:
+        raise RunFolderError(f"{path} is not a scoring record the kit wrote (check "
+                             f"{', '.join(wrong) or 'checkpoint and threshold'}). Delete it, "
+                             "or run notebook 04 again to write it anew.")
+    return scoring

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -410,6 +412,19 @@ def test_oversized_image_is_refused_with_its_pixel_count(copy_root: Path, monkey
     with pytest.raises(DatasetError, match=r"Image .*SYNTH_0001\.jpg has 30720 pixels, more than "
                                            r"the limit of \d+ pixels"):
         load_train(copy_root)
+
+
+def test_pils_own_warning_does_not_come_before_the_kits_error(tmp_path: Path) -> None:
+    # in a process of its own: pytest sets warning filters of its own for every test
+    Image.new("RGB", (200, 150)).save(tmp_path / "big.png")
+    code = ("from PIL import Image; from helpers.data import DatasetError, read_image\n"
+            "Image.MAX_IMAGE_PIXELS = 20_000\n"
+            f"try: read_image(__import__('pathlib').Path({str(tmp_path / 'big.png')!r}))\n"
+            "except DatasetError as error: print(error)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert "has 30000 pixels, more than the limit of 20000 pixels" in done.stdout
+    assert "DecompressionBombWarning" not in done.stderr
 
 
 def test_oversized_images_are_refused_also_when_decoded_on_several_threads(
