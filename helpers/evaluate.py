@@ -227,7 +227,7 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
                     mask_pattern: str = "{id}_Segmentation.png", checkpoint: str | None = None,
                     flips: bool | None = None, threshold: float | None = None,
                     device: str | None = None, progress: bool = True
-                    ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, SegmentationSet]:
+                    ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, SegmentationSet, Scoring]:
     """Score a trained model on any folder of images and masks with the official scorer.
 
     The pairs are found and read by the training loader's rules (a missing mask, a duplicate
@@ -235,8 +235,8 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
     at, predicted (``flips``: test-time flip averaging) and scored at each image's original
     size. ``checkpoint``, ``flips`` and ``threshold`` not given are those notebook 04 scored
     the model with (:func:`load_scored_run`). Returns the per-image table (worst Jaccard
-    first), the scorer's macro average, the probabilities at the training size and the
-    loaded set (in the loader's id order).
+    first), the scorer's macro average, the probabilities at the training size, the loaded
+    set (in the loader's id order) and the scoring used.
     """
     model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
                                                    device)
@@ -246,7 +246,7 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
                       progress=progress)
     probs = predict(model, data, config, progress=progress, flips=flips)
     per_image, macro = official_isic_scores(probs, data, threshold)
-    return per_image.sort_values("jaccard"), macro, probs, data
+    return per_image.sort_values("jaccard"), macro, probs, data, scoring
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write per_image.csv and summary.csv here")
     args = parser.parse_args(argv)
     try:
-        per_image, macro, _, data = evaluate_folder(
+        per_image, macro, _, data, _ = evaluate_folder(
             args.run, args.images, args.masks, args.mask_pattern, args.checkpoint, args.flips,
             args.threshold, args.device)
     except (DatasetError, RunFolderError, ValueError) as error:

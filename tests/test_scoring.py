@@ -105,8 +105,9 @@ def test_predicted_masks_are_the_scored_ones(scored_run: Path, synthetic_root: P
 def test_evaluation_scores_as_recorded_and_no_flips_turns_them_off(
         scored_run: Path, synthetic_root: Path, capsys) -> None:
     layout = isic2016_split(synthetic_root, "test")
-    _, macro, probs, _ = evaluate.evaluate_folder(scored_run, layout.images_dir,
-                                                  layout.masks_dir, progress=False)
+    *_, probs, _, scoring = evaluate.evaluate_folder(scored_run, layout.images_dir,
+                                                    layout.masks_dir, progress=False)
+    assert (scoring.checkpoint, scoring.threshold, scoring.flips) == ("best", 0.3, True)
     assert "threshold 0.3, test-time flips" in capsys.readouterr().out
     assert evaluate.main(["--run", str(scored_run), "--images", str(layout.images_dir),
                           "--masks", str(layout.masks_dir), "--no-flips"]) == 0
