@@ -2,8 +2,9 @@
 two models.
 
 The official scorer (``isic-challenge-scoring``) reads PNG masks from two folders. We upsample
-each predicted probability map to its image's original size, threshold it at 0.5, write it
-as a 0/255 PNG next to the ground truth as the kit reads it, and let the scorer compare them.
+each predicted probability map to its image's original size, threshold it (0.5 unless a
+threshold was chosen on validation images), write it as a 0/255 PNG next to the ground truth
+as the kit reads it, and let the scorer compare them.
 The scorer wants ``ISIC_<7 digits>`` names, so files are written under such names (any id
 scheme works).
 """
@@ -11,6 +12,8 @@ scheme works).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,7 +39,7 @@ from helpers.device import autocast, reusing_freed_memory
 from helpers.metrics import check_threshold, per_image_scores
 from helpers.model import MobileNetV2UNet
 from helpers.runs import RunFolderError
-from helpers.train import TrainConfig, load_run
+from helpers.train import TrainConfig, load_trained, read_run_settings
 
 #: Test-time flips: each is a tuple of the image axes flipped (none, left-right, up-down, both).
 FLIPS = ((), (-1,), (-2,), (-2, -1))
@@ -179,13 +182,30 @@ class Scoring:
     """How a trained model's probabilities become masks, and where that choice came from."""
 
     checkpoint: str
+    epoch: int
     threshold: float
     flips: bool
-    source: str  # what to tell the user: "given", or which record or default it came from
+    source: str  # for the user: what was given, and which record or defaults gave the rest
 
     def describe(self) -> str:
-        return (f"{self.checkpoint} checkpoint, threshold {self.threshold:g}, "
-                f"{'test-time flips' if self.flips else 'no flips'} ({self.source})")
+        return (f"{self.checkpoint} checkpoint (epoch {self.epoch}), threshold "
+                f"{self.threshold:g}, {'test-time flips' if self.flips else 'no flips'} "
+                f"({self.source})")
+
+
+def _usable_record(run_dir: Path, checkpoint: str | None) -> tuple[dict | None, str]:
+    """The run's ``scoring.json`` if it is for ``checkpoint`` (None: any) and that file still
+    holds the weights it was made for; else None and why not."""
+    record = runs.read_scoring(run_dir)
+    if record is None:
+        return None, f"no {runs.SCORING}"
+    if checkpoint not in (None, record["checkpoint"]):
+        return None, f"{runs.SCORING} is for the {record['checkpoint']} checkpoint"
+    path = run_dir / f"{record['checkpoint']}.pt"
+    if not path.exists() or runs.checkpoint_digest(path) != record["checkpoint_sha256"]:
+        return None, (f"{runs.SCORING} was written for other weights, the "
+                      f"{record['checkpoint']} checkpoint of epoch {record['epoch']}")
+    return record, ""
 
 
 def load_scored_run(run_dir: str | Path, checkpoint: str | None = None,
@@ -196,38 +216,35 @@ def load_scored_run(run_dir: str | Path, checkpoint: str | None = None,
     notebook 04 scored these very weights with (the run's ``scoring.json``), else the last
     checkpoint at threshold 0.5 without flips.
 
-    The record is used only while the checkpoint file is the one it was made for: a run
-    trained further, or trained again, goes back to the defaults (and says so).
+    The record counts only while its checkpoint file holds the weights it was made for: a run
+    trained further, or trained again, goes back to the defaults, and ``source`` says why.
     """
     run_dir = Path(run_dir)
-    all_given = None not in (checkpoint, threshold, flips)
-    record = runs.read_scoring(run_dir)
+    given = [name for name, value in (("checkpoint", checkpoint), ("threshold", threshold),
+                                      ("flips", flips)) if value is not None]
+    record, why_not = (None, "") if len(given) == 3 else _usable_record(run_dir, checkpoint)
     checkpoint = checkpoint or (record["checkpoint"] if record else "last")
-    model, config, size = load_run(run_dir, checkpoint, device)
-    applies = (record is not None and record["checkpoint"] == checkpoint
-               and runs.checkpoint_digest(run_dir / f"{checkpoint}.pt")
-               == record["checkpoint_sha256"])
-    if all_given:
-        source = "given"
-    elif applies:
-        source = f"as notebook 04 scored epoch {record['epoch']}: {runs.SCORING}"
-    elif record is not None:
-        source = (f"defaults: {runs.SCORING} was written for other weights (the "
-                  f"{record['checkpoint']} checkpoint of epoch {record['epoch']})")
-    else:
-        source = "defaults"
-    threshold = threshold if threshold is not None else \
-        record["threshold"] if applies else 0.5
-    flips = flips if flips is not None else record["test_time_flips"] if applies else False
+    config, size = read_run_settings(run_dir, device)
+    model, epoch = load_trained(config, run_dir, checkpoint)
+    if record is not None and epoch != record["epoch"]:  # best.pt left behind by a crash
+        record, why_not = None, f"{runs.SCORING} is for epoch {record['epoch']}"
+    if threshold is None:
+        threshold = record["threshold"] if record else 0.5
+    if flips is None:
+        flips = record["test_time_flips"] if record else False
     check_threshold(threshold)
-    return model, config, size, Scoring(checkpoint, float(threshold), flips, source)
+    rest = (f"as notebook 04 scored it: {runs.SCORING}" if record
+            else f"defaults: {why_not}")
+    source = ("given" if len(given) == 3 else
+              f"{' and '.join(given)} given, the rest {rest}" if given else rest)
+    return model, config, size, Scoring(checkpoint, epoch, float(threshold), flips, source)
 
 
 def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str | Path,
                     mask_pattern: str = "{id}_Segmentation.png", checkpoint: str | None = None,
                     flips: bool | None = None, threshold: float | None = None,
                     device: str | None = None, progress: bool = True
-                    ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, SegmentationSet]:
+                    ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, SegmentationSet, Scoring]:
     """Score a trained model on any folder of images and masks with the official scorer.
 
     The pairs are found and read by the training loader's rules (a missing mask, a duplicate
@@ -235,8 +252,8 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
     at, predicted (``flips``: test-time flip averaging) and scored at each image's original
     size. ``checkpoint``, ``flips`` and ``threshold`` not given are those notebook 04 scored
     the model with (:func:`load_scored_run`). Returns the per-image table (worst Jaccard
-    first), the scorer's macro average, the probabilities at the training size and the
-    loaded set (in the loader's id order).
+    first), the scorer's macro average, the probabilities at the training size, the loaded
+    set (in the loader's id order) and the scoring used.
     """
     model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
                                                    device)
@@ -246,7 +263,7 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
                       progress=progress)
     probs = predict(model, data, config, progress=progress, flips=flips)
     per_image, macro = official_isic_scores(probs, data, threshold)
-    return per_image.sort_values("jaccard"), macro, probs, data
+    return per_image.sort_values("jaccard"), macro, probs, data, scoring
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write per_image.csv and summary.csv here")
     args = parser.parse_args(argv)
     try:
-        per_image, macro, _, data = evaluate_folder(
+        per_image, macro, _, data, scoring = evaluate_folder(
             args.run, args.images, args.masks, args.mask_pattern, args.checkpoint, args.flips,
             args.threshold, args.device)
     except (DatasetError, RunFolderError, ValueError) as error:
@@ -281,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         write_text(out / "per_image.csv", per_image.to_csv())
         write_text(out / "summary.csv", macro.to_frame("value").to_csv())
+        write_text(out / "scored_with.json", json.dumps(dataclasses.asdict(scoring), indent=2))
     print(f"{len(data)} images, official ISIC scores:")
     print(macro.to_string(float_format="%.4f"))
     return 0

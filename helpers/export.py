@@ -56,10 +56,13 @@ class Probabilities(nn.Module):
         return torch.sigmoid(self.model(image))
 
 
-def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str | None = None
-                ) -> Path:
-    """Write the run's model to ``out_path`` as ONNX (dynamic batch); return the path."""
-    model, _, size, scoring = load_scored_run(run_dir, checkpoint, device="cpu")
+def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str | None = None,
+                threshold: float | None = None, flips: bool | None = None) -> Path:
+    """Write the run's model to ``out_path`` as ONNX (dynamic batch); return the path.
+    ``checkpoint``, ``threshold`` and ``flips`` not given are those notebook 04 scored the
+    model with (:func:`helpers.evaluate.load_scored_run`)."""
+    model, _, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips, "cpu")
+    print(f"Exporting the {scoring.describe()}")
     wrapped = Probabilities(model.to(memory_format=torch.contiguous_format)).eval()
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -125,10 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
                         help="default: the one notebook 04 scored, else last")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="stored in the metadata (default: the one notebook 04 scored the "
+                             "model with, else 0.5)")
+    parser.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
+                        help="stored in the metadata: average over the four flips (default: as "
+                             "notebook 04 scored the model, else none)")
     args = parser.parse_args(argv)
     try:
-        path = export_onnx(Path(args.run).resolve(), Path(args.out).resolve(), args.checkpoint)
-    except (RunFolderError, ExportError) as error:
+        path = export_onnx(Path(args.run).resolve(), Path(args.out).resolve(), args.checkpoint,
+                           args.threshold, args.flips)
+    except (RunFolderError, ExportError, ValueError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     print(f"Wrote {args.out}")

@@ -26,6 +26,7 @@ import os
 import pickle
 import socket
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -195,19 +196,30 @@ def clear(folder: Path) -> None:
 
 
 def checkpoint_digest(path: Path) -> str:
-    """The SHA-256 digest (16 hex digits) of a checkpoint file: which weights it holds."""
-    def chunks() -> Iterator[bytes]:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-    return _digest(chunks())
+    """The SHA-256 hex digest of a checkpoint file: which weights it holds."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_scoring(folder: Path, checkpoint: str, epoch: int, threshold: float,
                   flips: bool) -> None:
-    """Record in ``folder`` how its ``checkpoint`` was scored, tied to that file's weights."""
+    """Record in ``folder`` how the ``checkpoint`` of ``epoch`` was scored, tied to the
+    checkpoint file's bytes. When the file holds another epoch (a crash left best.pt behind
+    last.pt, and the scored weights came from last.pt), nothing is recorded: with a warning,
+    and an older record is removed, so no later command applies it to other weights."""
+    path = folder / f"{checkpoint}.pt"
+    held = read_checkpoint(path, needs=("epoch",))["epoch"]
+    if held != epoch:
+        (folder / SCORING).unlink(missing_ok=True)
+        warnings.warn(f"{path} holds epoch {held}, not the scored epoch {epoch}, so how it was "
+                      f"scored is not recorded in {folder / SCORING}. Resume the run (fit "
+                      "with resume=True) to repair it, then score it again.", stacklevel=2)
+        return
     scoring = {"checkpoint": checkpoint, "epoch": epoch,
-               "checkpoint_sha256": checkpoint_digest(folder / f"{checkpoint}.pt"),
+               "checkpoint_sha256": checkpoint_digest(path),
                "threshold": float(threshold), "test_time_flips": bool(flips)}
     write_text(folder / SCORING, json.dumps(scoring, indent=2) + "\n")
 
@@ -217,15 +229,19 @@ def read_scoring(folder: Path) -> dict | None:
     path = folder / SCORING
     if not path.exists():
         return None
-    scoring = read_json(path)
+    again = "Delete it, or run notebook 04 again to write it anew."
+    try:
+        scoring = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error}). {again}") from error
     types = {"checkpoint": str, "epoch": int, "checkpoint_sha256": str,
              "threshold": (int, float), "test_time_flips": bool}
     # (a JSON true is a bool, and Python's bool is an int: only test_time_flips may be one)
-    wrong = [key for key, kind in types.items() if not isinstance(scoring.get(key), kind)
+    wrong = [key for key, kind in types.items() if not isinstance(scoring, dict)
+             or not isinstance(scoring.get(key), kind)
              or (kind is not bool and isinstance(scoring.get(key), bool))]
     if wrong or scoring["checkpoint"] not in ("last", "best") \
             or not 0 < scoring["threshold"] < 1:
         raise RunFolderError(f"{path} is not a scoring record the kit wrote (check "
-                             f"{', '.join(wrong) or 'checkpoint and threshold'}). Delete it, "
-                             "or run notebook 04 again to write it anew.")
+                             f"{', '.join(wrong) or 'checkpoint and threshold'}). {again}")
     return scoring

@@ -381,6 +381,15 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     """A trained model from its run folder alone (for predicting on new images): the model in
     eval mode, its settings (``device`` replaced when given) and the image size it was trained
     at, from the folder's ``config.json`` and ``data.json``."""
+    config, size = read_run_settings(run_dir, device)
+    model, _ = load_trained(config, run_dir, checkpoint)
+    return model, config, size
+
+
+def read_run_settings(run_dir: str | Path, device: str | None = None
+                      ) -> tuple[TrainConfig, int]:
+    """A run folder's training settings (``device`` replaced when given) and the image size it
+    was trained at."""
     run_dir = Path(run_dir)
     saved = runs.read_json(run_dir / runs.CONFIG)
     try:
@@ -392,8 +401,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "last", device: str | None =
     if not isinstance(size, int):
         raise RunFolderError(f"{run_dir / runs.DATA} does not say the image size the model was "
                              "trained at; train it again with this version of the kit.")
-    model, _ = load_trained(config, run_dir, checkpoint)
-    return model, config, size
+    return config, size
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -10,6 +10,13 @@ needs_gib=${LESIONKIT_SETUP_NEEDS_GIB:-7}
 stamp=.venv/.lesionkit-installed
 wanted=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  if [ ! -x .venv/bin/python ] && ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "scripts/setup.sh: the kit needs Python 3.11 or newer (torch 2.15.0, pinned in" \
+         "requirements.txt, is made for no older one), and $python is" \
+         "$("$python" --version 2>&1). Nothing was installed; run it again with" \
+         "PYTHON=python3.11 (or newer)." >&2
+    exit 1
+  fi
   if ! { [ -x .venv/bin/python ] && .venv/bin/python -c "import torch" 2>/dev/null; }; then
     free_mib=$(( $(df -Pk . | awk 'NR == 2 {print $4}') / 1024 ))
     if [ "$free_mib" -lt $(( needs_gib * 1024 )) ]; then

@@ -47,10 +47,27 @@ def _capability(**env: str) -> str:
                           capture_output=True, text=True, timeout=120).stdout.strip()
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="the cap applies to x86-64 CPUs only")
+X86_64 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                            reason="the cap applies to x86-64 CPUs only")
+
+
+@X86_64
 def test_importing_helpers_gives_torch_the_avx2_kernels() -> None:
     native = _capability(**{SETTING: "native"})
     capped = _capability()
     assert capped == ("AVX2" if native in ("AVX2", "AVX512") else native)
+
+
+@X86_64
+@pytest.mark.parametrize("imports", ["import helpers, torch", "import torch, helpers"])
+def test_the_convolutions_run_avx2_code_whichever_is_imported_first(imports: str) -> None:
+    environ = {k: v for k, v in os.environ.items() if k not in (*AVX2_CAP, SETTING)}
+    code = (f"{imports}\nx = torch.randn(2, 8, 16, 16)\ntorch.nn.Conv2d(8, 8, 3)(x)\n"
+            "print('ATen', torch.backends.cpu.get_cpu_capability())")
+    done = subprocess.run([sys.executable, "-c", code], env={**environ, "ONEDNN_VERBOSE": "1"},
+                          check=True, capture_output=True, text=True, timeout=120)
+    isa = [line for line in done.stdout.splitlines() if ",info,cpu,isa:" in line]
+    assert isa and "AVX-512" not in isa[0]  # oneDNN's own report of the code it runs
+    assert "ATen AVX512" not in done.stdout
+    assert "Warning" not in done.stderr
 

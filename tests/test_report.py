@@ -207,7 +207,7 @@ def test_report_html_puts_the_results_first_and_hides_the_setup_code(smoke_run: 
     assert page.index("Results summary") < page.index("Contents") < page.index(
         'id="ch01-1.-Data-exploration"')
     if "<dd>cpu" in page:  # what decides a CPU run's bits besides torch's release
-        assert re.search(r"<dd>cpu \((AVX2|AVX512|DEFAULT)\w* kernels, \d+ threads\)</dd>", page)
+        assert re.search(r"<dd>cpu \([^()<]+ kernels, \d+ threads\)</dd>", page)
     assert page.count("data:image/png;base64,") >= 3 + 4  # summary figures and chapters'
     assert 'src="http' not in page and "figures/04_" not in page  # one self-contained file
     assert "load_config(preset" not in page  # the set-up cells' code is hidden...
