@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None,
                         help="default: the one notebook 04 scored the model with, else 0.5")
     parser.add_argument("--device", default=None, help="default: the run's (auto)")
-    parser.add_argument("--out", default=None, help="write per_image.csv and summary.csv here")
+    parser.add_argument("--out", default=None,
+                        help="write per_image.csv, summary.csv and scored_with.json here")
     args = parser.parse_args(argv)
     try:
         per_image, macro, _, data, scoring = evaluate_folder(

@@ -197,11 +197,8 @@ def clear(folder: Path) -> None:
 
 def checkpoint_digest(path: Path) -> str:
     """The SHA-256 hex digest of a checkpoint file: which weights it holds."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_scoring(folder: Path, checkpoint: str, epoch: int, threshold: float,
