@@ -29,13 +29,29 @@ def _table(header: list[str], rows: list[list[str]], right: int = 1) -> list[str
     return lines + [""]
 
 
+def kernels_note(rows: list[dict]) -> str:
+    """``; CPU kernels: the kit's AVX2, the others' AVX512`` from the rows' ``cpu_kernels``
+    (empty for results measured before the benchmark recorded them)."""
+    used = [row["cpu_kernels"] for row in rows if "cpu_kernels" in row]
+    if not used:
+        return ""
+    kit = {row.get("kit") for row in used}
+    others = {kernels for row in used for name, kernels in row.items() if name not in
+              ("kit", "compute")}
+    if kit == others:
+        return f"; CPU kernels: {', '.join(sorted(kit))} for all"
+    return (f"; CPU kernels: the kit's {', '.join(sorted(kit))} (its cap), the others' "
+            f"{', '.join(sorted(others))} (the CPU's own)")
+
+
 def contenders(results: dict) -> list[str]:
     rows = [[str(r["size"]), r["mode"], f"{r['kit_img_s']:.1f}", f"{r['reference_img_s']:.1f}",
              f"{r['smp_img_s']:.1f}", f"{r['kit_vs_reference']:.2f}×", f"{r['kit_vs_smp']:.2f}×",
              f"{r['epoch_over_compute']:.3f}"] for r in results["rows"]]
     where = f"; {results['processes']}" if "processes" in results else ""
     title = (f"**Per epoch** (first {results['images']} training images, batch "
-             f"{results['batch_size']}, fastest of {results['repeats']} taking turns{where}):")
+             f"{results['batch_size']}, fastest of {results['repeats']} taking turns{where}"
+             f"{kernels_note(results['rows'])}):")
     return [title, ""] + _table(
         ["size", "mode", "kit img/s", "reference img/s", "smp img/s", "kit ÷ reference",
          "kit ÷ smp", "epoch ÷ pure compute"], rows, right=2)
@@ -55,7 +71,7 @@ def seed_a(section: dict) -> list[str]:
             f"test images at {section['size']}², batch {section['batch_size']}; an epoch is "
             "training plus the test-set evaluation both loops do every epoch"
             + (f"; {section['processes']}" if "processes" in section else "")
-            + "):", ""] + _table(
+            + kernels_note(section["rows"]) + "):", ""] + _table(
         ["", "seed A s", "kit s", "kit ÷ seed A"], rows)
 
 

@@ -36,6 +36,11 @@ memory of each in a fine-tuned epoch at 256².
 With ``--scale 1000,5000,10000``, :mod:`data_scale` (decode rate, cache size and peak memory
 of a training epoch as the data set grows), stored as ``scale``.
 
+The kit runs as it ships, with the CPU kernels it caps torch at (AVX2 on x86-64,
+:mod:`helpers.kernels`); the other contenders run with the fastest kernels the CPU has, as
+their users run them (``LESIONKIT_CPU_KERNELS=native`` in their processes). Each measured
+epoch's process reports the kernels it used (``cpu_kernels`` in the results).
+
 Also: the data path's share (one kit epoch's wall time over the pure model compute on
 ready-made batches), the kit's peak memory, evaluation images/s, cache build and reload time.
 """
@@ -65,6 +70,7 @@ from helpers.batches import TensorSet, normalise
 from helpers.data import SegmentationSet, isic2016_split, load_split
 from helpers.device import reusing_freed_memory
 from helpers.evaluate import predict
+from helpers.kernels import AVX2_CAP, SETTING
 from helpers.model import MobileNetV2UNet
 from helpers.paths import SYNTHETIC_ROOT, public_path, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
@@ -81,6 +87,22 @@ from helpers.train import (
 
 #: The sections of the results besides the per-epoch rows (each from its own option).
 SECTIONS = ("limits", "seed_a", "compile", "malloc", "scale", "measured_again")
+#: The contenders that are the kit as it ships; the others run with the CPU's own kernels.
+KIT_CONTENDERS = ("kit", "compute")
+
+
+def contender_env(contender: str) -> dict[str, str] | None:
+    """The environment of a measured epoch's process: this one's for the kit (its kernel cap
+    included), and for the other contenders the CPU's fastest kernels, as their users get."""
+    if contender in KIT_CONTENDERS:
+        return None
+    native = {name: value for name, value in os.environ.items() if name not in AVX2_CAP}
+    return {**native, SETTING: "native"}
+
+
+def kernels_used() -> str:
+    """The CPU kernels this process computes with, e.g. ``AVX2`` or ``AVX512``."""
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def mode_config(mode: str, batch_size: int) -> TrainConfig:
@@ -306,7 +328,7 @@ def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: P
         began = time.perf_counter()
         epoch()
         seconds = time.perf_counter() - began
-    return {"seconds": seconds, "features_once_s": once}
+    return {"seconds": seconds, "features_once_s": once, "cpu_kernels": kernels_used()}
 
 
 def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int = 128,
@@ -343,13 +365,14 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
                     result = json_from_child(
                         [__file__, "--one-epoch", contender, mode, "--data-root",
                          str(data_root), "--cache", str(cache), "--tensors", str(tensors),
-                         "--batch-size", str(batch_size)])
+                         "--batch-size", str(batch_size)], env=contender_env(contender))
                     if result["seconds"] < best[contender]["seconds"]:
                         best[contender] = result
             kit, seed = best["kit"]["seconds"], best["seed_a"]["seconds"]
             once = best["kit"]["features_once_s"]
             row = {"mode": mode, "kit_epoch_s": kit, "seed_a_epoch_s": seed,
-                   "kit_vs_seed_a": seed / kit, "features_once_s": once}
+                   "kit_vs_seed_a": seed / kit, "features_once_s": once,
+                   "cpu_kernels": {name: best[name]["cpu_kernels"] for name in best}}
             section["rows"].append(row)
             print(f"seed A {mode:<10} epoch {seed:6.2f} s | kit {kit:6.2f} s"
                   f" | {row['kit_vs_seed_a']:.2f}x", flush=True)
@@ -477,7 +500,8 @@ def row_epoch_in_this_process(contender: str, mode: str, size: int, n_images: in
         seconds = time.perf_counter() - began
     return {"seconds": seconds, "images": len(data),
             "features_once_s": extra.get("features_once_s", 0.0),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_kernels": kernels_used()}
 
 
 def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: int,
@@ -513,7 +537,8 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
                         result = json_from_child(
                             [__file__, "--row-epoch", name, mode, "--data-root",
                              str(data_root), "--cache", cache, "--size", str(size),
-                             "--images", str(n_images), "--batch-size", str(batch_size)])
+                             "--images", str(n_images), "--batch-size", str(batch_size)],
+                            env=contender_env(name))
                         if result["seconds"] < best[name]["seconds"]:
                             best[name] = result
                 seconds = {name: best[name]["seconds"] for name in CONTENDERS}
@@ -526,7 +551,8 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
                        "kit_vs_smp": seconds["smp"] / seconds["kit"],
                        "epoch_over_compute": seconds["kit"] / seconds["compute"],
                        "features_once_s": best["kit"]["features_once_s"],
-                       "kit_peak_rss_mib": best["kit"]["peak_rss_mib"]}
+                       "kit_peak_rss_mib": best["kit"]["peak_rss_mib"],
+                       "cpu_kernels": {name: best[name]["cpu_kernels"] for name in CONTENDERS}}
                 results["rows"].append(row)
                 print(_format_row(row), flush=True)
         test = load_split(isic2016_split(data_root, "test"), size, progress=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,25 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
     assert "**Against seed A's own loop**" in tables and "The machine's limit" in tables
     assert "**Freed memory kept for reuse**" in tables
     assert f"{seed_a['rows'][0]['kit_vs_seed_a']:.2f}×" in tables
+    # the kit ran with its kernel cap, the loops it is compared with with the CPU's own
+    kit, native = kernels_of_a_process(), kernels_of_a_process(native=True)
+    for row in results["rows"]:
+        assert row["cpu_kernels"] == {"kit": kit, "compute": kit, "reference": native,
+                                      "smp": native}
+    assert all(row["cpu_kernels"] == {"kit": kit, "seed_a": native} for row in seed_a["rows"])
+    assert "CPU kernels: " in tables
+
+
+def kernels_of_a_process(native: bool = False) -> str:
+    """The kernels a fresh process that imports helpers computes with (``native``: with
+    ``LESIONKIT_CPU_KERNELS=native`` and no cap inherited from this process)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    env["LESIONKIT_CPU_KERNELS"] = "native" if native else "avx2"
+    return subprocess.run(
+        [sys.executable, "-c", "import helpers, torch; "
+         "print(torch.backends.cpu.get_cpu_capability())"],
+        cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(synthetic_root: Path,
