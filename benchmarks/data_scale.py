@@ -6,7 +6,7 @@ For each count N, SYNTHETIC training sets of N images (512×512 JPEGs, written o
 ``data/bench_scale/``; the smaller sets are hard links to the first files of the largest) are
 measured, each step in a fresh process so that its peak resident memory is its own:
 
-* ``decode``: :func:`helpers.data.load_split` at 256² into an empty cache, a thread per core
+* ``decode``: :func:`helpers.decode.load_split` at 256² into an empty cache, a thread per core
   (images/s, cache size on disk, peak RSS);
 * ``epoch``: one fine-tuned training epoch (batch 45) with the split read from the disk cache
   batch by batch, as it is for a split over ``in_memory_gb`` (seconds, images/s, peak RSS);
@@ -37,9 +37,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers.atomic import atomic_path, write_text  # noqa: E402
-from helpers.data import ISIC2016_FOLDERS, SYNTHETIC_MARKER, isic2016_split  # noqa: E402
+from helpers.isic2016 import isic2016_split  # noqa: E402
+from helpers.paths import ISIC2016_FOLDERS, SYNTHETIC_MARKER  # noqa: E402
 from helpers.synthetic import synthetic_lesion  # noqa: E402
+from helpers.system.atomic import atomic_path, write_text  # noqa: E402
 
 DATA = ROOT / "data" / "bench_scale"
 SIZE = 256
@@ -99,14 +100,10 @@ def _peak_mib() -> float:
 def measure(step: str, root: Path, cache: Path) -> dict:
     """One step, in this process (see the module docstring)."""
     from helpers.batches import TensorSet
-    from helpers.data import load_split
-    from helpers.train import (
-        TrainConfig,
-        build_model,
-        make_optimizer,
-        make_scaler,
-        train_one_epoch,
-    )
+    from helpers.config import TrainConfig
+    from helpers.decode import load_split
+    from helpers.model import build_model
+    from helpers.train import make_optimizer, make_scaler, train_one_epoch
 
     layout = isic2016_split(root, "train")
     began = time.perf_counter()
@@ -127,7 +124,7 @@ def measure(step: str, root: Path, cache: Path) -> dict:
     optimizer = make_optimizer(model, config)
     import torch
 
-    from helpers.device import reusing_freed_memory
+    from helpers.system.device import reusing_freed_memory
 
     scaler = make_scaler(config)
     began = time.perf_counter()

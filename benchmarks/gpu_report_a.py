@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_report_a.py DATA_ROOT RUN_FOLDER   # $OUT/gpu.json
 
-As it was run on the lent H100 (README, "Speed"): the repository root on PYTHONPATH, the
+As it was run on the lent H100 (docs/speed.md): the repository root on PYTHONPATH, the
 ImageNet weights carried in TORCH_HOME, the data root a copy of the shared ISIC 2016 rebuild.
 """
 import json
@@ -15,8 +15,9 @@ import torch
 
 began = time.perf_counter()
 from helpers.config import load_config  # noqa: E402
-from helpers.data import load_splits  # noqa: E402
-from helpers.train import build_model, fit  # noqa: E402
+from helpers.isic2016 import load_splits  # noqa: E402
+from helpers.model import build_model  # noqa: E402
+from helpers.train import fit  # noqa: E402
 
 config = load_config("report_a", data_root=sys.argv[1], output_dir=sys.argv[2])
 loaded = time.perf_counter()

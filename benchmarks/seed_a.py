@@ -1,6 +1,6 @@
 """Seed A's training loop, rebuilt as its author wrote it, as a contender for the benchmark.
 
-What report A's notebook does, step by step (the kit does each differently; README, "Speed"):
+What report A's notebook does, step by step (the kit does each differently; docs/speed.md):
 
 * each split is decoded one file at a time (PIL, resize to 128², ``ToTensor``: floats in
   [0, 1], no ImageNet normalisation) into a tensor grown by ``torch.cat`` per image, so
@@ -25,7 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import functional as TF
 
-from helpers.data import SplitLayout, find_pairs, isic2016_split
+from helpers.data import SplitLayout, find_pairs
+from helpers.isic2016 import isic2016_split
 from helpers.model import MobileNetV2UNet
 
 

@@ -1,10 +1,13 @@
-"""The README's speed tables, made from a benchmark's JSON (so no number is copied by hand).
+"""The speed tables of docs/speed.md, made from the benchmarks' JSON (no number copied by hand).
 
     python benchmarks/speed_tables.py reports/benchmarks/cpu.json            # print them
-    python benchmarks/speed_tables.py reports/benchmarks/cpu.json --readme README.md
+    python benchmarks/speed_tables.py reports/benchmarks/cpu.json \\
+        --gpu reports/benchmarks/gpu.json --page docs/speed.md
 
-With ``--readme``, the text between ``<!-- speed tables: begin -->`` and
-``<!-- speed tables: end -->`` in that file is replaced by the tables.
+The first argument is a ``train_speed.py --json`` file; ``--gpu`` adds the table of a
+``gpu_report_a.py`` file. With ``--page``, the text between ``<!-- speed tables: begin -->``
+and ``<!-- speed tables: end -->`` in that file is replaced by the tables. Each table is
+followed by the machine it was measured on, as the JSON records it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.atomic import write_text  # noqa: E402
+from helpers.system.atomic import write_text  # noqa: E402
 
 BEGIN, END = "<!-- speed tables: begin -->", "<!-- speed tables: end -->"
 
@@ -27,6 +30,23 @@ def _table(header: list[str], rows: list[list[str]], right: int = 1) -> list[str
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines + [""]
+
+
+def machine(results: dict, section: str | None = None) -> str:
+    """The line under a table: the CPU (``cpu_model`` where the JSON has it, else its
+    ``processor``), threads and torch the JSON records, and when the section was last measured
+    (``measured_again``; nothing for the first run's sections, which carry no date)."""
+    cpu = results.get("cpu_model") or f"{results.get('processor', 'unknown')} CPU (model " \
+        "not recorded)"
+    when = [entry["at"].split()[0] for entry in results.get("measured_again", [])
+            if section in entry.get("sections", [])]
+    measured = f"; measured {when[-1]}" if when else ""
+    return (f"_Machine: {cpu}, {results.get('threads', '?')} threads, torch "
+            f"{results.get('torch', '?')}{measured}._")
+
+
+def _machine_after(lines: list[str], results: dict, section: str) -> list[str]:
+    return lines + [machine(results, section), ""]
 
 
 def kernels_note(rows: list[dict]) -> str:
@@ -143,31 +163,53 @@ def scale(section: dict) -> list[str]:
          "loaded into RAM: peak RSS", "epoch s", "epoch img/s", "epoch peak RSS"], rows)
 
 
-def tables(results: dict) -> str:
-    lines = contenders(results)
+def gpu(results: dict) -> list[str]:
+    """Report A's whole run on a GPU, from a ``gpu_report_a.py`` JSON file."""
+    models = results["models"]
+    labels = {"frozen": "model 1 (frozen encoder)", "fine_tuned": "model 2 (fine-tuned)"}
+    rows = [["decode both splits", f"{results['decode_s']:.1f}", "", ""]]
+    rows += [[f"{labels.get(name, name)}, {m['epochs']} epochs", f"{m['seconds']:.1f}",
+              f"{m['median_epoch_s']:.2f}", f"{m['first_epoch_s']:.2f}"]
+             for name, m in models.items()]
+    rows.append(["whole run", f"{results['whole_run_s']:.1f}", "", ""])
+    images = results["images"]
+    return [f"**Report A's whole run on a GPU** ({images['train']} training and "
+            f"{images['test']} test images at {results['image_size']}², both models as "
+            "the notebooks train them):", ""] + _table(
+        ["", "seconds", "median epoch s", "first epoch s"], rows) + [
+        f"_Machine: {results['device']}, torch {results['torch']}, CUDA {results['cuda']}; "
+        f"data: {results['data']}._", ""]
+
+
+def tables(results: dict, gpu_results: dict | None = None) -> str:
+    lines = _machine_after(contenders(results), results, "rows")
     for key, render in (("seed_a", seed_a), ("limits", limits), ("compile", compiled),
                         ("malloc", kept_memory), ("scale", scale)):
         if key in results:
-            lines += render(results[key])
+            lines += _machine_after(render(results[key]), results, key)
+    if gpu_results:
+        lines += gpu(gpu_results)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("json", help="a train_speed.py --json file")
-    parser.add_argument("--readme", help="replace the tables between the markers in this file")
+    parser.add_argument("--gpu", help="a gpu_report_a.py JSON file: adds its table")
+    parser.add_argument("--page", help="replace the tables between the markers in this file")
     args = parser.parse_args(argv)
-    text = tables(json.loads(Path(args.json).read_text()))
-    if not args.readme:
+    gpu_results = json.loads(Path(args.gpu).read_text()) if args.gpu else None
+    text = tables(json.loads(Path(args.json).read_text()), gpu_results)
+    if not args.page:
         print(text, end="")
         return 0
-    readme = Path(args.readme)
-    content = readme.read_text(encoding="utf-8")
+    page = Path(args.page)
+    content = page.read_text(encoding="utf-8")
     if BEGIN not in content or END not in content:
-        raise SystemExit(f"{readme} lacks the markers {BEGIN} and {END}")
+        raise SystemExit(f"{page} lacks the markers {BEGIN} and {END}")
     head, rest = content.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    write_text(readme, f"{head}{BEGIN}\n{text}{END}{tail}")
+    write_text(page, f"{head}{BEGIN}\n{text}{END}{tail}")
     return 0
 
 

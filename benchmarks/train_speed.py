@@ -30,14 +30,14 @@ without, at the first size: the compile time, the per-epoch speed-up and the spe
 whole 50-epoch run with the compile time counted.
 
 With ``--malloc``, the kit's epoch with freed memory kept for reuse (as ``fit`` runs it,
-:func:`helpers.device.reusing_freed_memory`) against glibc's malloc left alone, and the peak
+:func:`helpers.system.device.reusing_freed_memory`) against glibc's malloc left alone, and the peak
 memory of each in a fine-tuned epoch at 256².
 
 With ``--scale 1000,5000,10000``, :mod:`data_scale` (decode rate, cache size and peak memory
 of a training epoch as the data set grows), stored as ``scale``.
 
 The kit runs as it ships, with the CPU kernels it caps torch at (AVX2 on x86-64,
-:mod:`helpers.kernels`); the other contenders run with the fastest kernels the CPU has, as
+:mod:`helpers.system.kernels`); the other contenders run with the fastest kernels the CPU has, as
 their users run them (``LESIONKIT_CPU_KERNELS=native`` in their processes). Each measured
 epoch's process reports the kernels it used (``cpu_kernels`` in the results).
 
@@ -65,18 +65,19 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from helpers.atomic import write_text
 from helpers.batches import TensorSet, normalise
-from helpers.data import SegmentationSet, isic2016_split, load_split
-from helpers.device import reusing_freed_memory
+from helpers.config import TrainConfig
+from helpers.data import SegmentationSet
+from helpers.decode import load_split
 from helpers.evaluate import predict
-from helpers.kernels import AVX2_CAP, SETTING
-from helpers.model import MobileNetV2UNet
+from helpers.isic2016 import isic2016_split
+from helpers.model import MobileNetV2UNet, build_model
 from helpers.paths import SYNTHETIC_ROOT, public_path, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
+from helpers.system.atomic import write_text
+from helpers.system.device import reusing_freed_memory
+from helpers.system.kernels import AVX2_CAP, SETTING
 from helpers.train import (
-    TrainConfig,
-    build_model,
     encoder_features,
     make_optimizer,
     make_scaler,

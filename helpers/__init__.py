@@ -1,28 +1,47 @@
-"""lesionkit's helpers: everything the notebooks stand on, one module per stage.
+"""lesionkit's helpers: everything the notebooks stand on, in layers.
 
-- ``config``    presets -> one checked, frozen RunConfig (the only place for defaults)
-- ``paths``     repository paths; paths shown without the machine's folders
-- ``data``      find, check and decode image/mask pairs; a run's splits
-- ``cache``     the decode cache: shards on disk, per-file reuse, rows read on demand
-- ``batches``   uint8 arrays to normalised batches; paired augmentation
-- ``synthetic`` SYNTHETIC lesions for tests and the demo
-- ``weights``   the verified ImageNet MobileNetV2 weights, also offline
-- ``model``     the MobileNetV2 U-Net of report A and parameter counts
-- ``device``    choosing the device; autocast on GPU
-- ``kernels``   the same CPU kernels (AVX2) on every x86-64 machine: the same bits
-- ``train``     ``TrainConfig`` and ``fit``: per-epoch validation, history, checkpoints, resume
-- ``runs``      run folders: data fingerprint, history repair, lock, named read errors
-- ``metrics``   per-image IoU, Dice and friends (the ISIC conventions)
-- ``evaluate``  test-set predictions, official ISIC scoring, paired model comparison
-- ``predict``   ``python -m helpers.predict``: masks and overlays for your own images
-- ``export``    ``python -m helpers.export``: a trained model as ONNX
-- ``plots``     the notebooks' figures
-- ``outputs``   figures and tables into the run's output folder; the reports' table shapes
-- ``report``    ``python -m helpers.report``: run the notebooks, export the report
-- ``colab``     the requirements Google Colab lacks
-- ``atomic``    crash-safe file writes
+Imports flow one way, from the bottom of this list to the top of it (tests/test_layers.py
+checks that no import runs back up):
+
+Settings and the machine
+- ``errors``      ``LesionkitError`` and every error the kit raises on purpose
+- ``paths``       repository paths; paths shown without the machine's folders; folder names
+- ``system``      the machine: ``atomic`` (crash-safe writes), ``cache`` (the decode cache),
+                  ``cache_migration`` (removing caches in superseded formats),
+                  ``device`` (device, autocast, the CPU's description), ``kernels`` (the
+                  AVX2 cap), ``distributed`` (torchrun), ``weights`` (verified ImageNet
+                  weights), ``colab`` (what Google Colab lacks)
+- ``config``      presets -> one checked, frozen RunConfig with two TrainConfigs; no torch
+
+Data (notebook 01)
+- ``data``        find, check and decode image/mask pairs; SegmentationSet
+- ``decode``      ``load_split``: a split's pairs decoded in parallel, into the disk cache
+- ``synthetic``   SYNTHETIC lesions for tests and the demo
+- ``isic2016``    the ISIC 2016 layout; a run's splits (``load_splits``); ``describe``
+- ``batches``     uint8 arrays to normalised batches; paired augmentation
+
+Model and training (notebooks 02 and 03)
+- ``metrics``     per-image IoU, Dice and friends (the ISIC conventions)
+- ``model``       the MobileNetV2 U-Net and its decoders; ``build_model``; parameter counts
+- ``runs``        the one owner of a run folder: ``folder`` (files, lock, data fingerprint),
+                  ``checkpoints`` (save, load, resume, repair), ``scoring`` (scoring.json)
+- ``train``       loss, optimiser, schedule, one epoch, validation, ``fit``
+
+Evaluation and figures (notebooks 04 and 05)
+- ``evaluate``    test-set predictions, official ISIC scoring, paired model comparison
+- ``predict``     masks and overlays for your own images
+- ``zoomout``     zoomed-out copies of a test set (skin margin, dermatoscope ring)
+- ``plots``       the notebooks' figures
+- ``outputs``     figures and tables into the run's output folder
+
+Commands and the report (``python -m helpers COMMAND``; ``__main__`` lists them)
+- ``commands``    one module a command: ``train``, ``predict``, ``evaluate``, ``export``,
+                  ``download``, ``zoomout``, ``robustness``, ``ablation``, ``weights``;
+                  ``cli`` prints the kit's errors as one line
+- ``report``      ``python -m helpers.report``: ``notebooks`` (papermill), ``privacy`` (no
+                  machine paths), ``html``, ``pdf``, ``make`` (title block, the command)
 """
 
-from helpers.kernels import cap_cpu_kernels
+from helpers.system.kernels import cap_cpu_kernels
 
-cap_cpu_kernels()  # before torch computes anything: see helpers/kernels.py
+cap_cpu_kernels()  # before torch computes anything: see helpers/system/kernels.py

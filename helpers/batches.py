@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from helpers.cache import DiskArray
 from helpers.data import SegmentationSet
+from helpers.system.cache import DiskArray
+from helpers.system.device import memory_format_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,7 +31,7 @@ _SHIFT = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, stric
 class TensorSet:
     """A :class:`SegmentationSet` as uint8 torch tensors, ready to be sliced into batches.
 
-    A set held on disk (:class:`~helpers.cache.DiskArray`) stays there: each batch reads its
+    A set held on disk (:class:`~helpers.system.cache.DiskArray`) stays there: each batch reads its
     rows, so memory does not grow with the data.
     """
 
@@ -67,12 +68,6 @@ def normalise(images: Tensor) -> Tensor:
     """uint8 RGB (B,3,H,W) -> float32 normalised with the ImageNet mean and std."""
     device = images.device
     return torch.addcmul(_SHIFT.to(device), images.float(), _SCALE.to(device))
-
-
-def memory_format_of(x: Tensor) -> torch.memory_format:
-    """``x``'s layout: ``torch.channels_last`` if it is stored so, else the default NCHW."""
-    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
-            else torch.contiguous_format)
 
 
 def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None

@@ -8,8 +8,11 @@ a frozen :class:`RunConfig`. A key it does not know, or a value that cannot work
 a message naming the file (or ``overrides``) and the key, before any notebook runs.
 
 The two models are blocks named after what they are, ``frozen`` (the reports' "Model 1") and
-``fine_tuned`` ("Model 2"); their keys are :class:`helpers.train.TrainConfig`'s field names,
-and a ``train`` block holds what both share.
+``fine_tuned`` ("Model 2"); their keys are :class:`TrainConfig`'s field names, and a ``train``
+block holds what both share.
+
+Every setting is checked here, once, by the rules in ``RULES``; reading a preset imports
+neither torch nor the training code.
 
 The data folder is found the same way everywhere: an explicit value (a ``data_root``
 argument, notebook parameter or ``--data-root``; the demo presets name their SYNTHETIC set
@@ -20,17 +23,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import re
-from collections.abc import Hashable
+import reprlib
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from helpers.errors import ConfigError, InvalidSetting
 from helpers.paths import REPO_ROOT, display_path, resolve_path
-from helpers.train import InvalidSetting, TrainConfig
 
 PRESET_DIR = REPO_ROOT / "presets"
 BASE_PRESET = "report_a"
@@ -41,6 +46,133 @@ DEFAULT_DATA_ROOT = "data/isic2016"
 MODEL_NAMES = ("frozen", "fine_tuned")
 MODEL_LABELS = {"frozen": "Model 1", "fine_tuned": "Model 2"}
 VALIDATION_PRACTICES = ("holdout", "test")
+LOSSES = ("bce", "bce_dice")
+SCHEDULES = ("constant", "cosine")
+#: The U-Net's decoders (:mod:`helpers.model`): report A's, upsample + conv, report B's.
+DECODERS = ("transposed", "upsample", "report_b")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+# ---------------------------------------------------------------------------------------
+# The rules: one per setting, a test of the value and what it must be.
+
+Check = Callable[[Any], bool]
+
+
+def _whole(low: int) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(test: Callable[[float], bool]) -> Check:
+    return lambda v: (isinstance(v, int | float) and not isinstance(v, bool)
+                      and math.isfinite(v) and test(v))
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
+RULES: dict[str, tuple[Check, str]] = {
+    # the run
+    "title": (_text, "must be a non-empty text"),
+    "data_root": (lambda v: v is None or _text(v), "must be null or a folder"),
+    "image_size": (lambda v: _whole(32)(v) and v % 32 == 0,
+                   "must be a positive multiple of 32 (32, 64, ..., 128, 256)"),
+    "validation": (_one_of(VALIDATION_PRACTICES),
+                   f"must be one of {', '.join(VALIDATION_PRACTICES)}"),
+    "val_fraction": (_number(lambda v: 0 < v < 1), "must be a number between 0 and 1"),
+    "max_images": (lambda v: v is None or _whole(1)(v), "must be null or a whole number >= 1"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be a whole number"),
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v)
+               is not None, f"is not one of {', '.join(DEVICE_CHOICES)}"),
+    "sample_ids": (lambda v: isinstance(v, list | tuple) and all(isinstance(i, str) for i in v),
+                   "must be a list of image ids"),
+    "n_random_samples": (_whole(0), "must be a whole number >= 0"),
+    "test_time_flips": (_flag, "must be true or false"),
+    "threshold": (lambda v: v == "validation" or _number(lambda x: 0 < x < 1)(v),
+                  'must be a number between 0 and 1, or "validation"'),
+    "in_memory_gb": (_number(lambda v: v >= 0), "must be a number of GiB >= 0"),
+    # each model's training
+    "epochs": (_whole(1), "must be a whole number >= 1"),
+    "batch_size": (_whole(1), "must be a whole number >= 1"),
+    "eval_batch_size": (_whole(1), "must be a whole number >= 1"),
+    "decoder_lr": (_number(lambda v: v >= 0), "must be a finite number >= 0"),
+    "encoder_lr": (_number(lambda v: v >= 0), "must be a finite number >= 0"),
+    "loss": (_one_of(LOSSES), f"must be one of {', '.join(LOSSES)}"),
+    "schedule": (_one_of(SCHEDULES), f"must be one of {', '.join(SCHEDULES)}"),
+    "decoder": (_one_of(DECODERS), f"must be one of {', '.join(DECODERS)}"),
+    **{flag: (_flag, "must be true or false")
+       for flag in ("freeze_encoder", "augment", "scale_augment", "channels_last", "amp",
+                    "cache_encoder_features", "compile")},
+}
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 6
+_SHORT.maxlevel = 2
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut short: a refusal never quotes more than a line of what it got."""
+    return _SHORT.repr(value)
+
+
+def problem_with(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for setting ``key`` ("must be ..., not ..."), or None.
+    The value is quoted shortened, so a message never grows with what it quotes."""
+    check, rule = RULES[key]
+    return None if check(value) else f"{rule}, not {_shown(value)}"
+
+
+# ---------------------------------------------------------------------------------------
+# One model's training settings
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides one model's training run (saved with it as ``config.json``).
+
+    The values of a real run come from a preset; the defaults here are only the neutral ones
+    (no encoder learning rate, plain BCE, no augmentation). An invalid value is refused on
+    construction with :class:`InvalidSetting`, before any work starts.
+    """
+
+    epochs: int
+    batch_size: int
+    freeze_encoder: bool
+    decoder_lr: float
+    encoder_lr: float = 0.0
+    loss: str = "bce"  # "bce" or "bce_dice"
+    seed: int = 0
+    augment: bool = False  # paired flips and 90-degree turns, mild colour jitter
+    scale_augment: bool = False  # paired zoom-out (skin margin, dermatoscope ring) and zoom-in
+    schedule: str = "constant"  # "constant", or "cosine" (from the set rates down to 0)
+    decoder: str = "transposed"  # "transposed" (report A), "upsample", "report_b"
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    channels_last: bool = True  # CPU (and MPS) only: CUDA GPUs run NCHW (system.device)
+    amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
+    cache_encoder_features: bool = True  # frozen encoder + no augmentation only
+    compile: bool = False  # torch.compile what trains (opt-in: it costs compile time first)
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            problem = problem_with(field.name, getattr(self, field.name))
+            if problem:
+                raise InvalidSetting(field.name, problem)
+        if self.freeze_encoder and self.encoder_lr:
+            raise InvalidSetting("encoder_lr", "must be 0 when the encoder is frozen")
+        if not self.freeze_encoder and not self.encoder_lr:
+            raise InvalidSetting("encoder_lr", "must be > 0 when the encoder is fine-tuned")
+
 
 #: Keys of the top level of a preset (besides the ``train`` and model blocks).
 RUN_KEYS = ("title", "data_root", "image_size", "validation", "val_fraction", "max_images",
@@ -50,10 +182,6 @@ RUN_KEYS = ("title", "data_root", "image_size", "validation", "val_fraction", "m
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
                    if f.name not in ("freeze_encoder", "seed", "device"))
 BLOCKS = ("train", *MODEL_NAMES)
-
-
-class ConfigError(ValueError):
-    """A preset or override that cannot be used; the message names the file and the key."""
 
 
 def resolve_data_root(explicit: str | Path | None = None) -> Path:
@@ -187,43 +315,18 @@ def _merge(into: dict, values: dict, source: str, sources: dict[str, tuple[str, 
 def _check_run_settings(values: dict, sources: dict[str, tuple[str, str]]) -> None:
     def refuse(key: str, problem: str) -> None:
         source = sources.get(key, ("preset", key))[0]
-        raise ConfigError(f"{source}: {key} {problem}, not {values[key]!r}")
+        raise ConfigError(f"{source}: {key} {problem}")
 
-    size = values["image_size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-        refuse("image_size", "must be a positive multiple of 32 (32, 64, ..., 128, 256)")
-    if values["validation"] not in VALIDATION_PRACTICES:
-        refuse("validation", f"must be one of {', '.join(VALIDATION_PRACTICES)}")
-    fraction = values["val_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
-            or not 0 < fraction < 1:
-        refuse("val_fraction", "must be a number between 0 and 1")
-    limit = values["max_images"]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        refuse("max_images", "must be null or a whole number >= 1")
-    count = values["n_random_samples"]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        refuse("n_random_samples", "must be a whole number >= 0")
-    if not isinstance(values["sample_ids"], list) or not all(
-            isinstance(i, str) for i in values["sample_ids"]):
-        refuse("sample_ids", "must be a list of image ids")
-    if count == 0 and not values["sample_ids"]:
+    for key in RUN_KEYS:
+        problem = problem_with(key, values[key])
+        if problem:
+            refuse(key, problem)
+    if values["n_random_samples"] == 0 and not values["sample_ids"]:
         refuse("n_random_samples", "must be >= 1 when sample_ids is empty (the mask figure "
-               "needs at least one image)")
-    if not isinstance(values["test_time_flips"], bool):
-        refuse("test_time_flips", "must be true or false")
-    threshold = values["threshold"]
-    if threshold != "validation" and (isinstance(threshold, bool) or not isinstance(
-            threshold, int | float) or not 0 < threshold < 1):
-        refuse("threshold", "must be a number between 0 and 1, or \"validation\"")
-    if threshold == "validation" and values["validation"] != "holdout":
+               "needs at least one image), not 0")
+    if values["threshold"] == "validation" and values["validation"] != "holdout":
         refuse("threshold", "can be chosen on validation images only with validation: holdout "
                "(choosing it on the test set would flatter the test scores)")
-    memory = values["in_memory_gb"]
-    if isinstance(memory, bool) or not isinstance(memory, int | float) or not memory >= 0:
-        refuse("in_memory_gb", "must be a number of GiB >= 0")
-    if not isinstance(values["title"], str) or not values["title"]:
-        refuse("title", "must be a non-empty text")
 
 
 def _train_config(name: str, values: dict, sources: dict[str, tuple[str, str]]

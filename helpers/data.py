@@ -1,17 +1,9 @@
-"""Finding, checking, decoding and caching image/mask pairs.
+"""Finding, checking and decoding image/mask pairs: from one sample's files to its arrays.
 
-Two folder layouts are understood:
-
-* the official ISIC 2016 Part 1 layout (:func:`isic2016_split`): four folders under one root,
-  images ``<id>.jpg`` and masks ``<id>_Segmentation.png``;
-* a generic one (:class:`SplitLayout`): an images folder and a masks folder per split, with a
-  configurable mask file name pattern such as ``"{id}_mask.png"``.
-
-Every JPEG is decoded and resized once (by a thread per core, for 64 images or more) into
-the cache of :mod:`helpers.cache`, keyed by each source file's name, size and modification
-time: a changed or added file is decoded again, alone. Later epochs, notebooks and runs load
-a split in a fraction of a second. A split larger than ``in_memory_gb`` (a setting) stays on
-disk and is read batch by batch.
+A split is an images folder and a masks folder (:class:`SplitLayout`), each mask named after
+its image's id by a pattern such as ``"{id}_mask.png"``. :func:`find_pairs` pairs the files,
+:func:`load_pair` decodes, checks and resizes one pair, and a :class:`SegmentationSet` holds a
+whole split (:func:`helpers.decode.load_split` loads one through the decode cache).
 
 Bad input never gives a silently wrong result: it is converted when its meaning is clear and
 refused with a :class:`DatasetError` naming the file and the problem otherwise.
@@ -26,11 +18,11 @@ refused with a :class:`DatasetError` naming the file and the problem otherwise.
 * Images are turned upright by their EXIF orientation (as viewers do) before anything else;
   so are masks. An image over PIL's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, a guard
   against decompression bombs) is refused with its pixel count.
-* Greyscale masks (8-bit, or 16-bit scaled to 8 bits) are binarised at > 127, exactly as
-  always; 0/1 label masks are scaled to 0/255; a mask with more than 5% of its pixels between
-  64 and 191 is refused as not binary. A mask whose non-zero values are all below 128 (a
-  label mask such as {0, 1, 2}) or that mixes a label value covering at least 1% of it with
-  values above 127 (such as {0, 1, 255}) is refused, naming the values.
+* Greyscale masks (8-bit, or 16-bit scaled to 8 bits) are binarised at > 127; 0/1 label masks
+  are scaled to 0/255; a mask with more than 5% of its pixels between 64 and 191 is refused as
+  not binary. A mask whose non-zero values are all below 128 (a label mask such as {0, 1, 2})
+  or that mixes a label value covering at least 1% of it with values above 127 (such as
+  {0, 1, 255}) is refused, naming the values.
 * Colour masks (RGB, or a palette whose used colours are not grey) are read by colour: exactly
   two colours, one of them black, mean lesion = the other colour (a Pascal-VOC dark red
   palette index, a red RGB lesion); any other set of colours is refused, naming them. RGB
@@ -39,61 +31,29 @@ refused with a :class:`DatasetError` naming the file and the problem otherwise.
 * A mask file with non-zero pixels never loads as empty. After resizing to the training size a
   lesion may vanish only when it is tiny (under four training pixels' worth of source pixels),
   with a warning; a larger lesion that vanishes (a thin outline) is refused.
-* Every cached row is checked against the CRC-32 written with it: a row changed on disk is
-  never used, and its images are decoded again (:mod:`helpers.cache`).
-* An unreadable cache file is a cache miss (with a warning) and its images are decoded again;
-  an unwritable cache folder gives a warning and the split is used without a cache. Removing
-  unused cache files never touches another process's temporary file.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import glob
-import hashlib
-import itertools
-import json
-import os
 import re
-import shutil
 import struct
 import unicodedata
 import warnings
 import zlib
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm.auto import tqdm
 
-from helpers.cache import (
-    DamagedCache,
-    DiskArray,
-    Found,
-    SplitCache,
-    row_blocks,
-    rows_per_shard,
-    source_key,
-)
-from helpers.paths import SYNTHETIC_ROOT
-
-if TYPE_CHECKING:
-    from helpers.config import RunConfig
+from helpers.errors import DatasetError
+from helpers.system.cache import DiskArray, row_blocks
 
 # An image over PIL's pixel limit is refused below, naming the file (_open_upright), so PIL's
 # own warning about it, printed just before, adds nothing. Set once here: a filter changed
 # while the decoding threads run would be changed for all of them.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-ISIC2016_FOLDERS = {
-    "train": ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"),
-    "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth"),
-}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Image modes that are converted to RGB; anything else is refused with an error.
 CONVERTIBLE_MODES = {"RGB", "L", "LA", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "1"}
@@ -104,15 +64,6 @@ GREY_TOLERANCE = 32
 LABEL_FRACTION = 0.01
 #: A lesion smaller than this many training-size pixels may vanish when resized (with a warning).
 TINY_LESION_PIXELS = 4
-#: Splits whose arrays take at most this many GiB are held in RAM (the presets' ``in_memory_gb``).
-IN_MEMORY_LIMIT_GB = 4.0
-#: Fewer images than this are decoded by one thread (not worth the others' bookkeeping).
-PARALLEL_MIN_IMAGES = 64
-SYNTHETIC_MARKER = "SYNTHETIC.txt"
-
-
-class DatasetError(ValueError):
-    """A problem with the input data; the message names the files involved."""
 
 
 @dataclass(frozen=True)
@@ -122,14 +73,6 @@ class SplitLayout:
     images_dir: Path
     masks_dir: Path
     mask_pattern: str = "{id}_Segmentation.png"
-
-
-def isic2016_split(root: str | Path, split: str) -> SplitLayout:
-    """The official ISIC 2016 Part 1 layout for ``split`` (``"train"`` or ``"test"``)."""
-    if split not in ISIC2016_FOLDERS:
-        raise ValueError(f"split must be one of {sorted(ISIC2016_FOLDERS)}, not {split!r}")
-    images, masks = ISIC2016_FOLDERS[split]
-    return SplitLayout(Path(root) / images, Path(root) / masks)
 
 
 @dataclass(frozen=True)
@@ -185,12 +128,6 @@ def find_images(folder: Path) -> dict[str, Path]:
     if not images:
         raise DatasetError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return {sample_id: images[sample_id][0] for sample_id in sorted(images)}
-
-
-def resize_image(image: Image.Image, size: int) -> np.ndarray:
-    """An RGB image resized to ``size`` x ``size`` as the network sees it (H, W, 3) uint8."""
-    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.asarray(resized, dtype=np.uint8)
 
 
 def find_pairs(layout: SplitLayout) -> list[Pair]:
@@ -419,6 +356,12 @@ def read_mask(path: Path) -> np.ndarray:
     return mask
 
 
+def resize_image(image: Image.Image, size: int) -> np.ndarray:
+    """An RGB image resized to ``size`` x ``size`` as the network sees it (H, W, 3) uint8."""
+    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(resized, dtype=np.uint8)
+
+
 def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Decode, check and resize one pair: (image HxWx3 uint8, mask HxW {0,1} uint8, (H, W)).
 
@@ -450,7 +393,7 @@ def load_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray, tuple[int,
 class SegmentationSet:
     """One split, decoded and resized: uint8 images (N,S,S,3) and {0,1} masks (N,S,S).
 
-    The arrays are in RAM, or for a split too large for it :class:`~helpers.cache.DiskArray`
+    The arrays are in RAM, or for a split too large for it :class:`~helpers.system.cache.DiskArray`
     rows on disk (indexed the same way; ``np.asarray`` reads them all).
     """
 
@@ -492,271 +435,3 @@ class SegmentationSet:
 def _rows(array: np.ndarray | DiskArray, idx: np.ndarray) -> np.ndarray | DiskArray:
     """The rows at ``idx``: a copy in RAM, or for a DiskArray a DiskArray (nothing read)."""
     return array.take(idx) if isinstance(array, DiskArray) else array[idx]
-
-
-def _legacy_cache_name(layout: SplitLayout) -> str:
-    """The folder name earlier versions used: the images folder alone (two layouts sharing
-    it, or folders whose names differ only in odd characters, shared one cache)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", layout.images_dir.resolve().as_posix().strip("/"))[-80:]
-
-
-def _cache_name(layout: SplitLayout) -> str:
-    """The readable end of the images folder's path, then a digest of the whole layout
-    (images folder, masks folder and mask pattern), so that no two layouts share a cache."""
-    layout_id = json.dumps([layout.images_dir.resolve().as_posix(),
-                            layout.masks_dir.resolve().as_posix(), layout.mask_pattern])
-    digest = hashlib.sha256(layout_id.encode()).hexdigest()[:12]
-    return f"{_legacy_cache_name(layout)[-60:]}-{digest}"
-
-
-def default_cache_dir() -> Path:
-    """``$LESIONKIT_CACHE``, else ``data/cache`` in the repository."""
-    env = os.environ.get("LESIONKIT_CACHE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "cache"
-
-
-def default_workers() -> int:
-    """Decoding threads: one per core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _decoding(pairs: list[Pair], size: int, workers: int
-              ) -> Iterator[Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]]:
-    """Every pair decoded (:func:`load_pair`), in order.
-
-    With enough pairs, ``workers`` threads decode at once: Pillow decodes and resizes without
-    holding Python's global lock, so threads use all cores, with none of the start-up costs
-    and pitfalls of worker processes. They never run more than a few images ahead of the
-    caller; on leaving (an error and Ctrl-C included) the images not started are dropped.
-    """
-    if workers <= 1 or len(pairs) < PARALLEL_MIN_IMAGES:
-        yield (load_pair(pair, size) for pair in pairs)
-        return
-    ahead: collections.deque[Future] = collections.deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
-        def in_order() -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
-            waiting = iter(pairs)
-            for pair in itertools.islice(waiting, 4 * workers):
-                ahead.append(pool.submit(load_pair, pair, size))
-            while ahead:
-                result = ahead.popleft().result()
-                for pair in itertools.islice(waiting, 1):
-                    ahead.append(pool.submit(load_pair, pair, size))
-                yield result
-        try:
-            yield in_order()
-        finally:
-            for future in ahead:
-                future.cancel()
-
-
-def _decode_into_cache(store: SplitCache, pairs: list[Pair], keys: list[str], size: int,
-                       workers: int, progress: bool, desc: str) -> None:
-    """Decode ``pairs`` and add them to ``store``, one shard at a time (so an interrupted
-    decode keeps what it finished)."""
-    per_shard = rows_per_shard(size)
-    entries: list[dict] = []
-    images = np.empty((min(per_shard, len(pairs)), size, size, 3), np.uint8)
-    masks = np.empty((len(images), size, size), np.uint8)
-    with _decoding(pairs, size, workers) as decoded:
-        for i, (image, mask, original) in enumerate(
-                tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-            row = len(entries)
-            images[row], masks[row] = image, mask
-            entries.append({"id": pairs[i].id, "source": keys[i],
-                            "original_size": list(original)})
-            if len(entries) == len(images) or i == len(pairs) - 1:
-                store.add(entries, images[: len(entries)], masks[: len(entries)])
-                entries = []
-
-
-def _decode_in_memory(pairs: list[Pair], size: int, workers: int, progress: bool, desc: str
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    images = np.empty((len(pairs), size, size, 3), np.uint8)
-    masks = np.empty((len(pairs), size, size), np.uint8)
-    sizes = np.empty((len(pairs), 2), np.int64)
-    with _decoding(pairs, size, workers) as decoded:
-        for i, (image, mask, original) in enumerate(
-                tqdm(decoded, total=len(pairs), desc=desc, disable=not progress)):
-            images[i], masks[i], sizes[i] = image, mask, original
-    return images, masks, sizes
-
-
-def _remove_old_caches(cache_dir: Path, layout: SplitLayout, size: int) -> None:
-    """Superseded caches of this split and size: version-2 files (one ``.npz`` each) and the
-    folder of the earlier naming (:func:`_legacy_cache_name`)."""
-    stem = f"{_legacy_cache_name(layout)}-{size}"
-    old_name = re.compile(re.escape(stem) + r"-[0-9a-f]{20}\.npz")
-    for old in cache_dir.glob(f"{glob.escape(stem)}-*.npz"):
-        if old_name.fullmatch(old.name):
-            with contextlib.suppress(OSError):
-                old.unlink(missing_ok=True)
-    old_folder = cache_dir / stem
-    if any(old_folder.glob("shard-*.json")):
-        shutil.rmtree(old_folder, ignore_errors=True)
-
-
-def load_split(layout: SplitLayout, size: int = 128, cache_dir: str | Path | None = None,
-               progress: bool = True, in_memory_gb: float = IN_MEMORY_LIMIT_GB,
-               workers: int | None = None) -> SegmentationSet:
-    """Load one split resized to ``size``×``size``, decoding only what the cache lacks.
-
-    The arrays are held in RAM when they take at most ``in_memory_gb`` GiB; a larger split
-    stays on disk as :class:`~helpers.cache.DiskArray` rows, read batch by batch (slower, but
-    the data may be larger than the RAM). ``workers``: threads that decode (default: one
-    per core).
-    """
-    if size % 32:
-        raise ValueError(f"image size must be a multiple of 32, not {size}")
-    pairs = find_pairs(layout)
-    workers = default_workers() if workers is None else workers
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"{_cache_name(layout)}-{size}"
-    synthetic = (layout.images_dir.parent / SYNTHETIC_MARKER).exists()
-    common = dict(ids=[p.id for p in pairs], image_paths=[p.image_path for p in pairs],
-                  mask_paths=[p.mask_path for p in pairs], synthetic=synthetic)
-    desc = f"Decoding {layout.images_dir.name} at {size}px"
-    keys = [source_key(p.image_path, p.mask_path) for p in pairs]
-    store = SplitCache(cache_dir / stem, size)
-    try:
-        store.check_writable()
-    except OSError as error:
-        warnings.warn(f"Cannot write the decode cache in {store.folder} ({error}); going on "
-                      "without it (set LESIONKIT_CACHE to a writable folder)", stacklevel=2)
-        images, masks, sizes = _decode_in_memory(pairs, size, workers, progress, desc)
-        return SegmentationSet(images=images, masks=masks, original_sizes=sizes, **common)
-    for attempt in (1, 2):  # twice: a damaged shard found while reading is decoded again
-        found = _complete(store, pairs, keys, size, workers, progress, desc)
-        images, masks = found.images, found.masks
-        if images.nbytes + masks.nbytes > in_memory_gb * 2**30:
-            break  # read batch by batch, each row checked as it is read
-        try:
-            images, masks = np.asarray(images), np.asarray(masks)
-            break
-        except DamagedCache as error:
-            if attempt == 2:
-                raise DamagedCache(error.path, error.row, again=True) from error
-            warnings.warn(f"Cache file {error.problem}; decoding its images again",
-                          stacklevel=2)
-        except FileNotFoundError as error:  # another process removed a shard meanwhile
-            if attempt == 2:
-                raise
-            warnings.warn(f"Cache file {error.filename} vanished while it was read; decoding "
-                          "its images again", stacklevel=2)
-    store.sweep()
-    _remove_old_caches(cache_dir, layout, size)
-    return SegmentationSet(images=images, masks=masks, original_sizes=found.original_sizes,
-                           **common)
-
-
-def _complete(store: SplitCache, pairs: list[Pair], keys: list[str], size: int, workers: int,
-              progress: bool, desc: str) -> Found:
-    """Every key's cached rows in ``store``, after decoding those it lacks."""
-    found = store.find(keys)
-    for _ in range(2):  # twice: another process may remove shards meanwhile (rare)
-        if not found.missing:
-            return found
-        _decode_into_cache(store, [pairs[i] for i in found.missing],
-                           [keys[i] for i in found.missing], size, workers, progress, desc)
-        found = store.find(keys)
-    if found.missing:
-        raise OSError(f"{len(found.missing)} decoded image(s) were removed from the cache "
-                      f"{store.folder} as soon as they were written: is another process "
-                      "clearing it?")
-    return found
-
-
-def train_val_split(n: int, val_fraction: float = 0.15, seed: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of ``range(n)`` into sorted (train, validation) index arrays."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
-    n_val = max(1, round(n * val_fraction))
-    if n_val >= n:
-        raise ValueError(f"val_fraction {val_fraction} of {n} training image(s) leaves no image "
-                         "to train on; lower it, or use more images")
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-@dataclass
-class Splits:
-    """The sets a run uses: training, validation (for model selection) and test."""
-
-    train: SegmentationSet
-    val: SegmentationSet
-    test: SegmentationSet
-    validation: str  # "holdout" or "test"
-
-
-def _first(data: SegmentationSet, n: int, keep_ids: tuple[str, ...]) -> SegmentationSet:
-    keep = [i for i, sample_id in enumerate(data.ids) if i < n or sample_id in keep_ids]
-    return data.subset(keep)
-
-
-def load_isic2016(root: str | Path, size: int = 128, validation: str = "holdout",
-                  val_fraction: float = 0.15, seed: int = 0, max_images: int | None = None,
-                  keep_ids: tuple[str, ...] = (), cache_dir: str | Path | None = None,
-                  in_memory_gb: float = IN_MEMORY_LIMIT_GB) -> Splits:
-    """Training, validation and test sets from an ISIC 2016 Part 1 folder.
-
-    ``validation="holdout"`` (the default) carves a seeded validation set out of the training
-    images; the test set is then only used for the final evaluation.
-    ``validation="test"`` reproduces the reports' practice: all training images are trained on
-    and the test set doubles as the per-epoch validation set (optimistic: it selects the model
-    on the very images it is scored on).
-    ``max_images`` keeps only the first N images of each split (for smoke runs), plus any
-    image named in ``keep_ids``. ``in_memory_gb``: see :func:`load_split`.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(
-            f"Data folder not found: {root}. Put the ISIC 2016 Part 1 data there: the four "
-            f"folders {', '.join(f for pair in ISIC2016_FOLDERS.values() for f in pair)} from "
-            "https://challenge.isic-archive.com/data/#2016 (unzipped), or run the 'demo' preset.")
-    train = load_split(isic2016_split(root, "train"), size, cache_dir, in_memory_gb=in_memory_gb)
-    test = load_split(isic2016_split(root, "test"), size, cache_dir, in_memory_gb=in_memory_gb)
-    if max_images:
-        train, test = _first(train, max_images, keep_ids), _first(test, max_images, keep_ids)
-    if validation == "test":
-        return Splits(train=train, val=test, test=test, validation=validation)
-    if validation != "holdout":
-        raise ValueError(f"validation must be 'holdout' or 'test', not {validation!r}")
-    train_idx, val_idx = train_val_split(len(train), val_fraction, seed)
-    return Splits(train=train.subset(train_idx), val=train.subset(val_idx), test=test,
-                  validation=validation)
-
-
-def load_splits(config: RunConfig, progress: bool = True) -> Splits:
-    """The training, validation and test sets of a run (its data folder, size, validation
-    practice and ``max_images``); the SYNTHETIC demo set is generated on first use."""
-    from helpers.synthetic import write_synthetic_isic2016  # here: it imports this module
-
-    if config.data_root == SYNTHETIC_ROOT:
-        write_synthetic_isic2016(SYNTHETIC_ROOT, n_train=80, n_test=30)
-    return load_isic2016(config.data_root, config.image_size, validation=config.validation,
-                         val_fraction=config.val_fraction, seed=config.seed,
-                         max_images=config.max_images, keep_ids=config.sample_ids,
-                         in_memory_gb=config.in_memory_gb)
-
-
-def describe(splits: Splits, root: str | Path) -> str:
-    """One line that names the data honestly; it goes into every title."""
-    if splits.train.synthetic:
-        return "SYNTHETIC lesions (not dermoscopy)"
-    root = Path(root)
-    label = "ISIC 2016 Part 1"
-    source = root / "SOURCE.txt"
-    if source.exists() and "RECONSTRUCTION" in source.read_text()[:300]:
-        official = {s: len((root / f"ids_{s}.txt").read_text().split())
-                    for s in ("train", "test")}
-        held_out = len(splits.val) if splits.validation == "holdout" else 0
-        found = {"train": len(splits.train) + held_out, "test": len(splits.test)}
-        label += (" (rebuilt from 512x512 centre crops of ISIC 2018; "
-                  f"{found['train']}/{official['train']} train, "
-                  f"{found['test']}/{official['test']} test)")
-    return label

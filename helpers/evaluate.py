@@ -11,12 +11,7 @@ scheme works).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +26,16 @@ from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from helpers import runs
-from helpers.atomic import write_text
 from helpers.batches import TensorSet, batch_indices
-from helpers.data import DatasetError, SegmentationSet, SplitLayout, load_split, read_mask
-from helpers.device import autocast, reusing_freed_memory
-from helpers.metrics import check_threshold, per_image_scores
+from helpers.config import TrainConfig
+from helpers.data import SegmentationSet, SplitLayout, read_mask
+from helpers.decode import load_split
+from helpers.errors import DatasetError
+from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
-from helpers.runs import RunFolderError
-from helpers.train import TrainConfig, load_trained, read_run_settings
+from helpers.runs.scoring import Scoring, load_scored_run
+from helpers.system.device import autocast, reusing_freed_memory
+from helpers.train import placement
 
 #: Test-time flips: each is a tuple of the image axes flipped (none, left-right, up-down, both).
 FLIPS = ((), (-1,), (-2,), (-2, -1))
@@ -55,7 +51,7 @@ def predict(model: MobileNetV2UNet, data: SegmentationSet | TensorSet, config: T
     augmentation: four times the work, smoother and usually slightly better masks).
     """
     data = data if isinstance(data, TensorSet) else TensorSet(data)
-    device, channels_last = config.resolved_device(), config.uses_channels_last()
+    device, channels_last = placement(config)
     model.eval()
     out = []
     with reusing_freed_memory(device):  # faster on a Linux CPU; same results
@@ -74,7 +70,7 @@ def probabilities(model: MobileNetV2UNet, images: Tensor, config: TrainConfig,
     views = FLIPS if flips else ((),)
     probs = 0
     for dims in views:  # the plain view is used as it is, without a copy
-        with autocast(config.resolved_device(), config.amp):
+        with autocast(placement(config)[0], config.amp):
             logits = model(images.flip(dims) if dims else images)
         prob = torch.sigmoid(logits.float())
         probs = probs + (prob.flip(dims) if dims else prob)
@@ -177,69 +173,6 @@ def paired_comparison(first: pd.Series, second: pd.Series, n_bootstrap: int = 10
     }
 
 
-@dataclass(frozen=True)
-class Scoring:
-    """How a trained model's probabilities become masks, and where that choice came from."""
-
-    checkpoint: str
-    epoch: int
-    threshold: float
-    flips: bool
-    source: str  # for the user: what was given, and which record or defaults gave the rest
-
-    def describe(self) -> str:
-        return (f"{self.checkpoint} checkpoint (epoch {self.epoch}), threshold "
-                f"{self.threshold:g}, {'test-time flips' if self.flips else 'no flips'} "
-                f"({self.source})")
-
-
-def _usable_record(run_dir: Path, checkpoint: str | None) -> tuple[dict | None, str]:
-    """The run's ``scoring.json`` if it is for ``checkpoint`` (None: any) and that file still
-    holds the weights it was made for; else None and why not."""
-    record = runs.read_scoring(run_dir)
-    if record is None:
-        return None, f"no {runs.SCORING}"
-    if checkpoint not in (None, record["checkpoint"]):
-        return None, f"{runs.SCORING} is for the {record['checkpoint']} checkpoint"
-    path = run_dir / f"{record['checkpoint']}.pt"
-    if not path.exists() or runs.checkpoint_digest(path) != record["checkpoint_sha256"]:
-        return None, (f"{runs.SCORING} was written for other weights, the "
-                      f"{record['checkpoint']} checkpoint of epoch {record['epoch']}")
-    return record, ""
-
-
-def load_scored_run(run_dir: str | Path, checkpoint: str | None = None,
-                    threshold: float | None = None, flips: bool | None = None,
-                    device: str | None = None
-                    ) -> tuple[MobileNetV2UNet, TrainConfig, int, Scoring]:
-    """:func:`~helpers.train.load_run`, and how to score the model: what is given, else what
-    notebook 04 scored these very weights with (the run's ``scoring.json``), else the last
-    checkpoint at threshold 0.5 without flips.
-
-    The record counts only while its checkpoint file holds the weights it was made for: a run
-    trained further, or trained again, goes back to the defaults, and ``source`` says why.
-    """
-    run_dir = Path(run_dir)
-    given = [name for name, value in (("checkpoint", checkpoint), ("threshold", threshold),
-                                      ("flips", flips)) if value is not None]
-    record, why_not = (None, "") if len(given) == 3 else _usable_record(run_dir, checkpoint)
-    checkpoint = checkpoint or (record["checkpoint"] if record else "last")
-    config, size = read_run_settings(run_dir, device)
-    model, epoch = load_trained(config, run_dir, checkpoint)
-    if record is not None and epoch != record["epoch"]:  # best.pt left behind by a crash
-        record, why_not = None, f"{runs.SCORING} is for epoch {record['epoch']}"
-    if threshold is None:
-        threshold = record["threshold"] if record else 0.5
-    if flips is None:
-        flips = record["test_time_flips"] if record else False
-    check_threshold(threshold)
-    rest = (f"as notebook 04 scored it: {runs.SCORING}" if record
-            else f"defaults: {why_not}")
-    source = ("given" if len(given) == 3 else
-              f"{' and '.join(given)} given, the rest {rest}" if given else rest)
-    return model, config, size, Scoring(checkpoint, epoch, float(threshold), flips, source)
-
-
 def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str | Path,
                     mask_pattern: str = "{id}_Segmentation.png", checkpoint: str | None = None,
                     flips: bool | None = None, threshold: float | None = None,
@@ -265,45 +198,3 @@ def evaluate_folder(run_dir: str | Path, images_dir: str | Path, masks_dir: str 
     per_image, macro = official_isic_scores(probs, data, threshold)
     return per_image.sort_values("jaccard"), macro, probs, data, scoring
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.evaluate``: official scores of a run on a folder of images + masks."""
-    parser = argparse.ArgumentParser(
-        description="Score a trained model on any folder of dermoscopy images and masks with "
-                    "the official ISIC scorer, at the images' original size.")
-    parser.add_argument("--run", required=True, help="run folder, e.g. "
-                        "reports/best/runs/fine_tuned")
-    parser.add_argument("--images", required=True, help="folder of .jpg/.jpeg/.png images")
-    parser.add_argument("--masks", required=True, help="folder of their masks")
-    parser.add_argument("--mask-pattern", default="{id}_Segmentation.png",
-                        help="mask file name for image id {id} (default: %(default)s)")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
-                        help="default: the one notebook 04 scored, else last")
-    parser.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
-                        help="test-time flip averaging (default: as notebook 04 scored the "
-                             "model, else none)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="default: the one notebook 04 scored the model with, else 0.5")
-    parser.add_argument("--device", default=None, help="default: the run's (auto)")
-    parser.add_argument("--out", default=None,
-                        help="write per_image.csv, summary.csv and scored_with.json here")
-    args = parser.parse_args(argv)
-    try:
-        per_image, macro, _, data, scoring = evaluate_folder(
-            args.run, args.images, args.masks, args.mask_pattern, args.checkpoint, args.flips,
-            args.threshold, args.device)
-    except (DatasetError, RunFolderError, ValueError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 1
-    if args.out:
-        out = Path(args.out)
-        write_text(out / "per_image.csv", per_image.to_csv())
-        write_text(out / "summary.csv", macro.to_frame("value").to_csv())
-        write_text(out / "scored_with.json", json.dumps(dataclasses.asdict(scoring), indent=2))
-    print(f"{len(data)} images, official ISIC scores:")
-    print(macro.to_string(float_format="%.4f"))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from helpers.errors import UsageError
+
 THRESHOLD = 0.5
 
 
@@ -35,7 +37,7 @@ def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
 def check_threshold(threshold: float) -> None:
     """Refuse a threshold outside (0, 1): every pixel, or none, would be lesion."""
     if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+        raise UsageError(f"threshold must be between 0 and 1, not {threshold}")
 
 
 def confusion(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD) -> dict[str, Tensor]:

@@ -23,7 +23,7 @@ convolution paints each input pixel as its own 2×2 block with the same four wei
 after four of them the soft masks show a checkerboard; interpolation first gives smooth
 masks (Odena et al., "Deconvolution and checkerboard artifacts", Distill 2016).
 
-``decoder="report_b"`` is report B's model as its text describes it (README, "Report B's
+``decoder="report_b"`` is report B's model as its text describes it (docs/model.md, "Report B's
 decoder"): the encoder without its top four stages (stages 0-14, 160 channels at 1/32 of the
 input), then five blocks of a 3×3 convolution + ReLU and a k2 s2 transposed convolution + ReLU,
 no skip connections, no BatchNorm, no dropout, and a 1×1 convolution to one grey channel.
@@ -38,8 +38,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2
 
-from helpers.batches import memory_format_of
-from helpers.weights import WEIGHTS, ensure_imagenet_weights
+from helpers.config import DECODERS, TrainConfig
+from helpers.system.device import memory_format_of, resolve_device, uses_channels_last
+from helpers.system.weights import WEIGHTS, ensure_imagenet_weights
 
 #: Encoder stages (indices into ``mobilenet_v2().features``) whose outputs feed the decoder.
 SKIP_STAGES = (0, 1, 3, 4, 7, 11, 14, 17)
@@ -60,7 +61,6 @@ DECODER_BLOCKS = (
 
 
 #: The decoders :class:`MobileNetV2UNet` can be built with (a ``decoder`` setting).
-DECODERS = ("transposed", "upsample", "report_b")
 #: Report B "removes the top four layers": its encoder ends at stage 14 (160 channels, 1/32).
 REPORT_B_LAST_STAGE = 14
 #: Output channels of report B's five upsampling blocks (the report gives no numbers: each
@@ -230,3 +230,15 @@ def parameter_summary(model: nn.Module) -> str:
     counts = count_parameters(model)
     return (f"Number of trainable parameters: {counts['trainable']}\n"
             f"Number of non-trainable parameters: {counts['non_trainable']}")
+
+
+def build_model(config: TrainConfig, pretrained: bool = True) -> MobileNetV2UNet:
+    """A seeded U-Net (same seed, same decoder initialisation) set up for ``config``."""
+    torch.manual_seed(config.seed)
+    model = MobileNetV2UNet(pretrained=pretrained, freeze_encoder=config.freeze_encoder,
+                            decoder=config.decoder)
+    device = resolve_device(config.device)
+    model = model.to(device)
+    if uses_channels_last(device, config.channels_last):
+        model = model.to(memory_format=torch.channels_last)
+    return model

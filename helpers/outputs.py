@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from helpers.atomic import atomic_path, write_text
+from helpers.system.atomic import atomic_path, write_text
 
 #: History columns as the reports name them in their epoch tables.
 REPORT_COLUMNS = {"epoch": "Epoch", "train_loss": "Training Loss", "val_loss": "Validation Loss",

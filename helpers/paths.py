@@ -2,6 +2,9 @@
 
 Reports must not carry the paths of the machine that made them, so every path a notebook or
 table shows goes through :func:`display_path`.
+
+The names of the data folders and files that several modules share are here too, so that none
+of them has to import another for a name.
 """
 
 from __future__ import annotations
@@ -12,6 +15,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Where the demo presets generate their SYNTHETIC data set.
 SYNTHETIC_ROOT = REPO_ROOT / "data" / "synthetic"
+
+#: The official ISIC 2016 Part 1 folders under a data root, by split: (images, masks).
+ISIC2016_FOLDERS = {
+    "train": ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"),
+    "test": ("ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth"),
+}
+#: How ISIC 2016 names the mask of the image ``<id>.jpg``.
+ISIC2016_MASK_PATTERN = "{id}_Segmentation.png"
+#: A file of this name beside a split's images folder (in the data root) marks its images as
+#: SYNTHETIC.
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 
 def resolve_path(path: str | Path) -> Path:

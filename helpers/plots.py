@@ -3,6 +3,7 @@ except the interactive explorer, which returns its widget."""
 
 from __future__ import annotations
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -154,8 +155,6 @@ def mask_explorer(data: SegmentationSet, probs: dict[str, np.ndarray]) -> object
     """An interactive explorer (ipywidgets): choose a test image and a threshold, see each
     model's mask and per-image Dice update. In a saved or exported notebook widgets are inert,
     so it is shown once at the first image and 0.5 there."""
-    import ipywidgets as widgets  # only the explorer needs it
-
     def show(sample_id: str, threshold: float) -> None:
         threshold_panel(data, data.index_of(sample_id), probs, threshold)
         plt.show()

@@ -1,6 +1,6 @@
 """Masks for your own images from a trained model.
 
-    python -m helpers.predict --run reports/report_a/runs/fine_tuned --images DIR --out DIR
+    python -m helpers predict --run reports/report_a/runs/fine_tuned --images DIR --out DIR
 
 For every image in ``DIR`` that the loader accepts (the same rules as for training: EXIF
 orientation applied, odd modes converted, unreadable or oversized files refused by name, two
@@ -19,8 +19,6 @@ on the CPU or a GPU.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +26,15 @@ import torch
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
-from helpers.atomic import atomic_path
 from helpers.batches import normalise
-from helpers.data import DatasetError, find_images, read_image, resize_image
-from helpers.evaluate import load_scored_run, probabilities, upsample
+from helpers.config import TrainConfig
+from helpers.data import find_images, read_image, resize_image
+from helpers.errors import OutputFolderError, UsageError
+from helpers.evaluate import probabilities, upsample
 from helpers.model import MobileNetV2UNet
-from helpers.runs import RunFolderError
-from helpers.train import TrainConfig
+from helpers.runs.scoring import load_scored_run
+from helpers.system.atomic import atomic_path
+from helpers.train import placement
 
 OUTLINE_COLOUR = (255, 230, 0)
 
@@ -57,10 +57,10 @@ def predict_masks(model: MobileNetV2UNet, config: TrainConfig, images: list[Imag
                   size: int, threshold: float = 0.5, flips: bool = False) -> list[np.ndarray]:
     """0/255 masks at each image's original size for a batch of RGB images (``flips``:
     averaged over the four flips, as the test-set evaluation with ``test_time_flips``)."""
-    device = config.resolved_device()
+    device, channels_last = placement(config)
     batch = torch.from_numpy(np.stack([resize_image(image, size) for image in images]))
     batch = normalise(batch.to(device).permute(0, 3, 1, 2))
-    if not config.uses_channels_last():
+    if not channels_last:
         batch = batch.contiguous()
     probs = probabilities(model.eval(), batch, config, flips)[:, 0].cpu().numpy()
     return [((upsample(prob, image.height, image.width) > threshold) * 255).astype(np.uint8)
@@ -79,11 +79,12 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
     atomically), and running again rewrites them all.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, not {batch_size}")
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(images_dir).resolve():
-        raise ValueError(f"The output folder {out_dir} is the images folder: the masks would be "
-                         "read as images on the next run. Choose another folder.")
+        raise OutputFolderError(f"The output folder {out_dir} is the images folder: the masks "
+                                "would be read as images on the next run. Choose another "
+                                "folder.")
     model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
                                                    device)
     print(f"Masks from the {scoring.describe()}")  # also without progress: which masks these are
@@ -106,33 +107,3 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
             bar.update(len(chunk))
     return written
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", required=True, help="a trained model's run folder "
-                        "(e.g. reports/report_a/runs/fine_tuned)")
-    parser.add_argument("--images", required=True, help="folder of .jpg/.jpeg/.png images")
-    parser.add_argument("--out", required=True, help="folder for the masks and overlays")
-    parser.add_argument("--checkpoint", choices=("last", "best"), default=None,
-                        help="default: the one notebook 04 scored, else last")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default=None, help="default: the run's (auto)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="default: the one notebook 04 scored the model with, else 0.5")
-    parser.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
-                        help="average over the four flips (default: as notebook 04 scored "
-                             "the model, else none)")
-    args = parser.parse_args(argv)
-    try:
-        written = predict_folder(Path(args.run).resolve(), Path(args.images).resolve(),
-                                 Path(args.out).resolve(), args.checkpoint, args.batch_size,
-                                 args.device, args.threshold, flips=args.flips)
-    except (DatasetError, RunFolderError, ValueError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 1
-    print(f"{len(written)} masks and overlays in {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

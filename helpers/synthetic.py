@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from helpers.atomic import atomic_path, write_text
-from helpers.data import ISIC2016_FOLDERS, SYNTHETIC_MARKER
+from helpers.paths import ISIC2016_FOLDERS, ISIC2016_MASK_PATTERN, SYNTHETIC_MARKER
+from helpers.system.atomic import atomic_path, write_text
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: int) -> np.ndarray:
@@ -73,7 +73,8 @@ def write_synthetic_isic2016(root: str | Path, n_train: int = 80, n_test: int = 
             image, mask = synthetic_lesion(rng, height, width)
             image_path = images_dir / f"{sample_id}.jpg"
             if not image_path.exists():  # the mask first: an image is written last
-                with atomic_path(masks_dir / f"{sample_id}_Segmentation.png") as tmp:
+                mask_path = masks_dir / ISIC2016_MASK_PATTERN.format(id=sample_id)
+                with atomic_path(mask_path) as tmp:
                     Image.fromarray(mask).save(tmp)
                 with atomic_path(image_path) as tmp:
                     Image.fromarray(image).save(tmp, quality=92)

@@ -8,17 +8,15 @@ filled with the image's own border colour (skin), and blacks out everything outs
 inscribed circle (the ring). The mask is shrunk the same way. The training-time version,
 with random factors and positions, is :func:`helpers.batches.scale_augment`.
 
-    python -m helpers.zoomout --images DIR --masks DIR --factor 0.6 --out DIR
+    python -m helpers zoomout --images DIR --masks DIR --factor 0.6 --out DIR
 
 writes ``DIR/images`` and ``DIR/masks`` at each file's original size, ready for
-``python -m helpers.evaluate``.
+``python -m helpers evaluate``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +24,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from helpers.atomic import atomic_path
 from helpers.batches import RING_COLOUR, zoom
-from helpers.data import DatasetError, SegmentationSet, find_images, read_image, read_mask
+from helpers.data import SegmentationSet, find_images, read_image, read_mask
+from helpers.errors import DatasetError, UsageError
+from helpers.system.atomic import atomic_path
 
 #: Radius of the dermatoscope's ring (1 = half the image width: the inscribed circle).
 RING_RADIUS = 1.0
@@ -39,7 +38,7 @@ def zoom_out(images: np.ndarray, masks: np.ndarray, factor: float, ring: bool = 
     """Centred zoomed-out copies of uint8 images (N,H,W,3) and {0,1} or 0/255 masks (N,H,W),
     with the masks' values kept."""
     if not 0 < factor <= 1:
-        raise ValueError(f"factor must be in (0, 1], not {factor}")
+        raise UsageError(f"factor must be in (0, 1], not {factor}")
     images, masks = np.array(images), np.array(masks)  # copies (also of a DiskArray)
     batch = len(images)
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
@@ -82,26 +81,3 @@ def write_zoomed_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: 
             Image.fromarray(new_mask[0]).save(tmp, format="PNG")
     return len(images)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", required=True, help="folder of images")
-    parser.add_argument("--masks", required=True, help="folder of their masks")
-    parser.add_argument("--out", required=True, help="gets images/ and masks/")
-    parser.add_argument("--factor", type=float, required=True,
-                        help="the image's new width as a share of the canvas, e.g. 0.6")
-    parser.add_argument("--mask-suffix", default="_Segmentation")
-    parser.add_argument("--no-ring", action="store_true", help="no dermatoscope ring")
-    args = parser.parse_args(argv)
-    try:
-        count = write_zoomed_folder(args.images, args.masks, args.out, args.factor,
-                                    args.mask_suffix, not args.no_ring)
-    except (DatasetError, ValueError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 1
-    print(f"{count} zoomed-out images and masks in {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,4 +32,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$wanted" > "$stamp"
 fi
-.venv/bin/python -m helpers.weights
+.venv/bin/python -m helpers weights

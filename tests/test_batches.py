@@ -16,7 +16,7 @@ from helpers.batches import (
     scale_augment,
     zoom,
 )
-from helpers.data import load_isic2016
+from helpers.isic2016 import load_isic2016
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_scale_augment_keeps_masks_binary_and_paired_with_the_lesion() -> None:
 @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format],
                          ids=["channels_last", "nchw"])
 def test_augmentations_keep_the_layout_of_their_input(layout: torch.memory_format) -> None:
-    # channels_last on the CPU, NCHW on a CUDA GPU (TrainConfig.uses_channels_last)
+    # channels_last on the CPU, NCHW on a CUDA GPU (helpers.system.device.uses_channels_last)
     images, masks = _lesion_batch(4)
     images = images.contiguous(memory_format=layout)
     for out_images, _ in (augment(images, masks, torch.Generator().manual_seed(0)),

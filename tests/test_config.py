@@ -14,11 +14,11 @@ from helpers.config import (
     REPO_ROOT,
     RUN_KEYS,
     TRAIN_KEYS,
-    ConfigError,
     available_presets,
     load_config,
     resolve_data_root,
 )
+from helpers.errors import ConfigError
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -15,18 +16,10 @@ import pytest
 from PIL import Image, ImageFilter
 
 import helpers.data as dataset
-from helpers.data import (
-    DatasetError,
-    SplitLayout,
-    find_pairs,
-    isic2016_split,
-    load_isic2016,
-    load_pair,
-    load_split,
-    read_image,
-    read_mask,
-    train_val_split,
-)
+from helpers.data import SplitLayout, find_pairs, load_pair, read_image, read_mask
+from helpers.decode import load_split
+from helpers.errors import DatasetError
+from helpers.isic2016 import isic2016_split, load_isic2016, train_val_split
 
 
 @pytest.fixture
@@ -100,6 +93,17 @@ def test_truncated_mask_is_named(copy_root: Path) -> None:
     path.write_bytes(path.read_bytes()[:60])
     with pytest.raises(DatasetError, match=r"Cannot read mask .*SYNTH_0004_Segmentation\.png"):
         load_split(isic2016_split(copy_root, "train"), size=64, progress=False)
+
+
+def test_truncated_mask_is_refused_also_after_the_report_printer_is_loaded(
+        copy_root: Path) -> None:
+    # importing WeasyPrint (helpers.report.pdf does) sets PIL's process-wide flag that
+    # accepts truncated images
+    importlib.import_module("helpers.report.pdf")
+    path = train_mask(copy_root, "SYNTH_0004")
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(DatasetError, match=r"Cannot read mask .*SYNTH_0004_Segmentation\.png"):
+        read_mask(path)
 
 
 def test_mask_of_other_size_names_both_files(copy_root: Path) -> None:
@@ -417,7 +421,8 @@ def test_oversized_image_is_refused_with_its_pixel_count(copy_root: Path, monkey
 def test_pils_own_warning_does_not_come_before_the_kits_error(tmp_path: Path) -> None:
     # in a process of its own: pytest sets warning filters of its own for every test
     Image.new("RGB", (200, 150)).save(tmp_path / "big.png")
-    code = ("from PIL import Image; from helpers.data import DatasetError, read_image\n"
+    code = ("from PIL import Image; from helpers.data import read_image\n"
+            "from helpers.errors import DatasetError\n"
             "Image.MAX_IMAGE_PIXELS = 20_000\n"
             f"try: read_image(__import__('pathlib').Path({str(tmp_path / 'big.png')!r}))\n"
             "except DatasetError as error: print(error)")

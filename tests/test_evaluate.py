@@ -13,17 +13,20 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.data import isic2016_split, load_isic2016, load_split
+from helpers.commands.evaluate import main
+from helpers.config import TrainConfig
+from helpers.decode import load_split
 from helpers.evaluate import (
     choose_threshold,
-    main,
     official_isic_scores,
     paired_comparison,
     predict,
     upsample,
 )
+from helpers.isic2016 import isic2016_split, load_isic2016
 from helpers.metrics import score_table
-from helpers.train import TrainConfig, build_model, fit
+from helpers.model import build_model
+from helpers.train import fit
 
 
 def test_paired_comparison_on_known_differences() -> None:

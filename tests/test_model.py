@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.data import load_isic2016
-from helpers.model import MobileNetV2UNet, count_parameters, parameter_summary
-from helpers.train import TrainConfig, build_model, fit, make_optimizer
+from helpers.config import TrainConfig
+from helpers.isic2016 import load_isic2016
+from helpers.model import MobileNetV2UNet, build_model, count_parameters, parameter_summary
+from helpers.train import fit, make_optimizer
 
 
 def test_parameter_counts_match_report_a() -> None:
@@ -43,7 +44,7 @@ def test_any_multiple_of_32_works(height: int, width: int) -> None:
 def test_pretrained_encoder_has_imagenet_weights() -> None:
     from torchvision.models import mobilenet_v2
 
-    from helpers.weights import WEIGHTS
+    from helpers.system.weights import WEIGHTS
     reference = mobilenet_v2(weights=WEIGHTS).features.state_dict()
     encoder = MobileNetV2UNet(pretrained=True).encoder.features.state_dict()
     assert all(torch.equal(reference[k], encoder[k]) for k in reference)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import plots
-from helpers.data import isic2016_split, load_split
+from helpers.decode import load_split
+from helpers.isic2016 import isic2016_split
 
 
 def test_six_panel_has_the_six_column_titles(synthetic_root: Path) -> None:

@@ -10,10 +10,16 @@ import pytest
 from PIL import Image
 
 from helpers import predict
-from helpers.data import DatasetError, isic2016_split, load_isic2016, load_split
+from helpers.commands import predict as predict_command
+from helpers.config import TrainConfig
+from helpers.decode import load_split
+from helpers.errors import DatasetError
 from helpers.evaluate import predict as predict_probs
 from helpers.evaluate import upsample
-from helpers.train import TrainConfig, build_model, fit, load_run
+from helpers.isic2016 import isic2016_split, load_isic2016
+from helpers.model import build_model
+from helpers.runs import load_run
+from helpers.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +73,7 @@ def test_flipped_masks_agree_with_the_flipped_test_set_evaluation(run_dir, synth
     data = load_split(isic2016_split(synthetic_root, "test"), size, progress=False)
     probs = predict_probs(model, data, config, flips=True)
     assert not np.array_equal(probs, predict_probs(model, data, config))
-    assert predict.main(["--run", str(run_dir), "--images", str(data.image_paths[0].parent),
+    assert predict_command.main(["--run", str(run_dir), "--images", str(data.image_paths[0].parent),
                          "--out", str(tmp_path), "--flips", "--threshold", "0.45"]) == 0
     for prob, (height, width), sample_id in zip(probs, data.original_sizes, data.ids,
                                                 strict=True):
@@ -88,13 +94,13 @@ def test_an_unreadable_image_is_named_and_no_half_file_is_left(run_dir, images,
 
 def test_two_files_for_one_id_are_refused(run_dir, images, tmp_path) -> None:
     shutil.copy(images / "SYNTH_0025.jpg", images / "SYNTH_0025.png")
-    assert predict.main(["--run", str(run_dir), "--images", str(images),
+    assert predict_command.main(["--run", str(run_dir), "--images", str(images),
                          "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_writing_into_the_images_folder_is_refused(run_dir, images, capsys) -> None:
-    assert predict.main(["--run", str(run_dir), "--images", str(images),
+    assert predict_command.main(["--run", str(run_dir), "--images", str(images),
                          "--out", str(images)]) == 1
     assert "is the images folder" in capsys.readouterr().err
     assert not list(images.glob("*_mask.png"))
@@ -103,7 +109,7 @@ def test_writing_into_the_images_folder_is_refused(run_dir, images, capsys) -> N
 @pytest.mark.parametrize("threshold", ["0", "1.5"])
 def test_a_threshold_outside_0_and_1_is_refused(run_dir, images, tmp_path, capsys,
                                                 threshold: str) -> None:
-    assert predict.main(["--run", str(run_dir), "--images", str(images), "--out",
+    assert predict_command.main(["--run", str(run_dir), "--images", str(images), "--out",
                          str(tmp_path / "out"), "--threshold", threshold]) == 1
     assert "threshold must be between 0 and 1" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.data import isic2016_split
+from helpers.isic2016 import isic2016_split
 from helpers.synthetic import synthetic_lesion, write_synthetic_isic2016
 
 

@@ -11,10 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import device, train
-from helpers.data import load_isic2016
-from helpers.runs import RunFolderError
-from helpers.train import HISTORY_COLUMNS, TrainConfig, build_model, fit, load_checkpoint
+from helpers import train
+from helpers.config import TrainConfig
+from helpers.errors import RunFolderError
+from helpers.isic2016 import load_isic2016
+from helpers.model import build_model
+from helpers.runs import HISTORY_COLUMNS, checkpoints, load_checkpoint, load_trained
+from helpers.system import device
+from helpers.train import fit
 
 FINE_TUNED = TrainConfig(epochs=1, batch_size=6, freeze_encoder=False, encoder_lr=1e-4,
                          decoder_lr=1e-3)
@@ -48,31 +52,31 @@ def test_history_and_checkpoints_are_written(splits, tmp_path: Path) -> None:
 
 def test_loading_the_best_model_of_a_run_that_crashed_before_best_pt_takes_last_pt(
         splits, tmp_path: Path, monkeypatch) -> None:
-    save = train._save_atomic
+    save = checkpoints.save_checkpoint
 
     def crash_before_the_best(state: dict, path: Path) -> None:
         if path.name == "best.pt":
             raise KeyboardInterrupt("power cut")
         save(state, path)
 
-    monkeypatch.setattr(train, "_save_atomic", crash_before_the_best)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", crash_before_the_best)
     with pytest.raises(KeyboardInterrupt):
         run(splits, tmp_path, epochs=1)  # epoch 1 is the best so far: best.pt was due
-    monkeypatch.setattr(train, "_save_atomic", save)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save)
     assert not (tmp_path / "best.pt").exists()
-    model, epoch = train.load_trained(FINE_TUNED, tmp_path, "best")  # the run looks finished
+    model, epoch = load_trained(FINE_TUNED, tmp_path, "best")  # the run looks finished
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert epoch == 1 and all(torch.equal(value, last["model"][key])
                               for key, value in model.state_dict().items())
     assert not (tmp_path / "best.pt").exists()  # loading writes nothing (read-only folders)
     torch.save({"model": last["model"], "epoch": 1, "val_dice": 0.5}, tmp_path / "best.pt")
     (tmp_path / "last.pt").unlink()  # a best.pt shared alone still loads
-    assert train.load_trained(FINE_TUNED, tmp_path, "best")[1] == 1
+    assert load_trained(FINE_TUNED, tmp_path, "best")[1] == 1
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_when_training_starts(
         splits, tmp_path: Path) -> None:
-    leftover = tmp_path / ".last.k1ll3d.tmp.pt"  # as helpers.atomic names them
+    leftover = tmp_path / ".last.k1ll3d.tmp.pt"  # as helpers.system.atomic names them
     tmp_path.mkdir(exist_ok=True)
     leftover.write_bytes(b"half a checkpoint")
     run(splits, tmp_path, epochs=1)
@@ -133,17 +137,17 @@ def test_a_crash_between_last_and_best_checkpoint_is_repaired_on_resume(
         splits, tmp_path: Path, monkeypatch) -> None:
     straight = run(splits, tmp_path / "straight", epochs=3)
     best_epoch = int(straight.loc[straight["val_dice"].idxmax(), "epoch"])
-    save = train._save_atomic
+    save = checkpoints.save_checkpoint
 
     def crash_before_the_best(state: dict, path: Path) -> None:
         if path.name == "best.pt" and state["epoch"] == best_epoch:
             raise KeyboardInterrupt("power cut")
         save(state, path)
 
-    monkeypatch.setattr(train, "_save_atomic", crash_before_the_best)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", crash_before_the_best)
     with pytest.raises(KeyboardInterrupt):
         run(splits, tmp_path / "crashed", epochs=3)
-    monkeypatch.setattr(train, "_save_atomic", save)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save)
     # the crash came after last.pt: that epoch is finished and will not be trained again
     assert torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)["epoch"] == best_epoch
     resumed = run(splits, tmp_path / "crashed", epochs=3, resume=True)
@@ -170,12 +174,12 @@ def test_a_resumed_run_goes_on_with_the_float16_loss_scale(splits, tmp_path: Pat
 
 def test_channels_last_is_used_as_set_except_on_a_cuda_gpu(monkeypatch) -> None:
     config = dataclasses.replace(FINE_TUNED, device="cpu")
-    assert config.uses_channels_last()
-    assert not dataclasses.replace(config, channels_last=False).uses_channels_last()
+    assert train.placement(config) == (torch.device("cpu"), True)
+    assert train.placement(dataclasses.replace(config, channels_last=False))[1] is False
     model = build_model(config)
     assert model.decoder.head[0].weight.is_contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(TrainConfig, "resolved_device", lambda self: torch.device("cuda"))
-    assert not config.uses_channels_last()  # NCHW there: faster (README, "Speed")
+    monkeypatch.setattr(train, "resolve_device", lambda name: torch.device("cuda"))
+    assert train.placement(config) == (torch.device("cuda"), False)  # NCHW: faster there
 
 
 def test_existing_run_is_never_overwritten(splits, tmp_path: Path) -> None:
@@ -228,7 +232,7 @@ def test_a_crashed_run_loses_nothing_and_resumes(splits, tmp_path: Path, monkeyp
 
 
 def test_nan_pixels_stop_training_naming_epoch_and_batch(splits, tmp_path: Path) -> None:
-    from helpers.train import NonFiniteLossError
+    from helpers.errors import NonFiniteLossError
     bad = splits.train.subset(range(len(splits.train)))
     bad.images = bad.images.astype(np.float32)
     bad.images[:] = np.nan

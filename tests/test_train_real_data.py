@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.data import load_isic2016
+from helpers.config import TrainConfig
 from helpers.evaluate import predict
+from helpers.isic2016 import load_isic2016
 from helpers.metrics import score_table
-from helpers.train import TrainConfig, build_model, fit
+from helpers.model import build_model
+from helpers.train import fit
 
 
 def test_three_frozen_epochs_reach_dice_075(real_root: Path, tmp_path: Path) -> None:

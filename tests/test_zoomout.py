@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.ablation import BASELINE, ablation_rows
+from helpers.commands.ablation import BASELINE, ablation_rows
+from helpers.commands.zoomout import main
 from helpers.config import load_config
-from helpers.data import isic2016_split, read_mask
-from helpers.zoomout import main, write_zoomed_folder, zoom_out
+from helpers.data import read_mask
+from helpers.isic2016 import isic2016_split
+from helpers.zoomout import write_zoomed_folder, zoom_out
 
 
 def test_zoom_out_shrinks_the_lesion_and_keeps_size_and_mask_values() -> None:

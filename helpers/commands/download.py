@@ -1,0 +1,214 @@
+"""Fetch the official ISIC 2016 Part 1 data for the user, safely and resumably.
+
+    python -m helpers download --to data/isic2016
+
+The four zips are large and the archive is far away, so a broken connection must not cost the
+whole download: each zip is written to ``<name>.zip.part`` and continued with an HTTP Range
+request. A finished zip is checked (size, ``zipfile.testzip``) before it is unpacked, and
+unpacking refuses any member that would land outside the target folder (absolute paths,
+``..``) or is a symbolic link. At the end the kit's own loader pairs every image with its
+mask and the counts are printed. Running it twice downloads nothing again. Without a network
+it prints the manual steps and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import stat
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from helpers.commands.cli import run_command
+from helpers.data import find_pairs
+from helpers.errors import DownloadError, Offline
+from helpers.isic2016 import isic2016_split
+from helpers.system.atomic import atomic_path, write_text
+
+BASE_URL = "https://isic-challenge-data.s3.amazonaws.com/2016/"
+PAGE = "https://challenge.isic-archive.com/data/#2016"
+CHUNK = 1 << 20
+#: Pairs the official data has: 900 training and 379 test images.
+OFFICIAL_COUNTS = {"train": 900, "test": 379}
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One zip of the challenge archive; ``size`` in bytes when known (else the server's
+    Content-Length is the size check)."""
+
+    name: str
+    size: int | None = None
+
+
+#: The four Part 1 zips, downloaded from ``BASE_URL + name``. Their sizes could not be read
+#: from the archive when this was written (no network here), so the server's length is used.
+ARCHIVES = (
+    Archive("ISBI2016_ISIC_Part1_Training_Data.zip"),
+    Archive("ISBI2016_ISIC_Part1_Training_GroundTruth.zip"),
+    Archive("ISBI2016_ISIC_Part1_Test_Data.zip"),
+    Archive("ISBI2016_ISIC_Part1_Test_GroundTruth.zip"),
+)
+
+
+def fetch(url: str, target: Path, expected: int | None, timeout: float = 60) -> Path:
+    """Download ``url`` to ``target``, continuing ``target.part`` when it exists."""
+    part = target.with_name(target.name + ".part")
+    done = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (https/http)
+    except urllib.error.HTTPError as error:
+        # 416: nothing from byte ``done`` on. The .part file is complete if that is the size
+        # (ours, or the server's "Content-Range: bytes */SIZE")
+        complete = expected if expected is not None else _range_total(error.headers)
+        if error.code == 416 and complete is not None and done == complete:
+            response, expected = None, complete
+        else:
+            raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise Offline(f"{url}: {getattr(error, 'reason', error)}") from error
+    if response is not None:
+        with response:
+            if done and response.status != 206:  # the server ignored Range: start again
+                done = 0
+            length = response.headers.get("Content-Length")
+            total = done + int(length) if length is not None else expected
+            if expected is not None and total is not None and total != expected:
+                raise DownloadError(f"{url}: the server offers {total} bytes, "
+                                    f"expected {expected}")
+            with open(part, "ab" if done else "wb") as out, tqdm(
+                    total=total, initial=done, unit="B", unit_scale=True,
+                    desc=target.name) as bar:
+                try:
+                    while chunk := response.read(CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                except (OSError, http.client.HTTPException) as error:
+                    raise DownloadError(f"{url}: the connection broke after "
+                                        f"{part.stat().st_size} bytes ({error}); run the "
+                                        "command again to continue") from error
+            expected = total if expected is None else expected
+    size = part.stat().st_size
+    if expected is not None and size != expected:
+        raise DownloadError(f"{part}: {size} of {expected} bytes arrived; run the command "
+                            "again to continue")
+    os.replace(part, target)
+    return target
+
+
+def _range_total(headers) -> int | None:
+    """The full size from a ``Content-Range: bytes */SIZE`` header, if there is one."""
+    found = re.fullmatch(r"bytes \*/(\d+)", (headers or {}).get("Content-Range", "").strip())
+    return int(found[1]) if found else None
+
+
+def check_zip(path: Path) -> None:
+    """Raise :class:`DownloadError` naming ``path`` when it is not an intact zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DownloadError(f"{path} is not a valid zip ({error}); delete it and run the "
+                            "command again") from error
+    if broken is not None:
+        raise DownloadError(f"{path} is damaged (member {broken} fails its CRC check); delete "
+                            "it and run the command again")
+
+
+def safe_extract(path: Path, target: Path) -> None:
+    """Unpack ``path`` into ``target``; refuse the whole zip, before writing anything, when a
+    member is absolute, climbs out with ``..`` or is a symbolic link."""
+    target = target.resolve()
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        for member in members:
+            name = PurePosixPath(member.filename.replace("\\", "/"))
+            is_link = stat.S_ISLNK(member.external_attr >> 16)
+            if name.is_absolute() or ".." in name.parts or ":" in member.filename or is_link:
+                kind = "a symbolic link" if is_link else "a path outside the target folder"
+                raise DownloadError(f"{path}: member {member.filename!r} is {kind}; "
+                                    "nothing was unpacked")
+            if not (target / name).resolve().is_relative_to(target):
+                raise DownloadError(f"{path}: member {member.filename!r} would be written "
+                                    "outside the target folder; nothing was unpacked")
+        for member in members:
+            destination = target / member.filename
+            if member.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            with archive.open(member) as source, atomic_path(destination) as tmp, \
+                    open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+
+
+def check_pairs(root: Path) -> dict[str, int]:
+    """Pair the unpacked data with the kit's loader; print and return the counts."""
+    counts = {split: len(find_pairs(isic2016_split(root, split))) for split in OFFICIAL_COUNTS}
+    for split, count in counts.items():
+        note = "" if count == OFFICIAL_COUNTS[split] else \
+            f" (the official data has {OFFICIAL_COUNTS[split]})"
+        print(f"{split}: {count} image/mask pairs{note}")
+    return counts
+
+
+def download(root: Path, base_url: str = BASE_URL, archives: tuple[Archive, ...] = ARCHIVES,
+             timeout: float = 60) -> dict[str, int]:
+    """Download, check and unpack every zip of ``archives`` into ``root``; return the pair
+    counts. A zip already unpacked (``<name>.done`` beside it) is skipped."""
+    root.mkdir(parents=True, exist_ok=True)
+    for item in archives:
+        zip_path = root / item.name
+        marker = root / (item.name + ".done")
+        if marker.exists():
+            print(f"{item.name}: already downloaded and unpacked")
+            continue
+        if not zip_path.exists():
+            fetch(base_url + item.name, zip_path, item.size, timeout)
+        if item.size is not None and zip_path.stat().st_size != item.size:
+            raise DownloadError(f"{zip_path}: {zip_path.stat().st_size} bytes, expected "
+                                f"{item.size}; delete it and run the command again")
+        check_zip(zip_path)
+        safe_extract(zip_path, root)
+        write_text(marker, "unpacked\n")
+    return check_pairs(root)
+
+
+def manual_steps(root: Path) -> str:
+    """What to do by hand when the archive cannot be reached."""
+    names = "\n".join(f"  {BASE_URL}{item.name}" for item in ARCHIVES)
+    return (f"Download the four ISIC 2016 Part 1 zips (see {PAGE}):\n{names}\n"
+            f"and unzip each into {root}, so that it holds the four ISBI2016_ISIC_Part1_* "
+            "folders; then run this command again to check them.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--to", default="data/isic2016", help="target folder "
+                        "(default: data/isic2016; relative to the current folder)")
+    parser.add_argument("--base-url", default=BASE_URL, help="where the zips are "
+                        "(default: the ISIC challenge archive)")
+    return run_command(parser, fetch_isic2016, argv)
+
+
+def fetch_isic2016(args: argparse.Namespace) -> int:
+    root = Path(args.to).resolve()
+    try:
+        download(root, args.base_url)
+    except Offline as error:  # say what to do by hand
+        raise Offline(f"cannot reach the archive ({error}).\n{manual_steps(root)}") from error
+    print(f"Done: the ISIC 2016 Part 1 data is in {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

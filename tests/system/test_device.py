@@ -1,0 +1,96 @@
+"""Device names are checked before work starts, with the valid choices in the message; freed
+CPU memory is kept for reuse while the kit trains or predicts, and only then."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers.system import device
+from helpers.system.device import _glibc_mallopt, autocast, resolve_device, reusing_freed_memory
+
+
+def test_auto_and_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:x", "", "tpu"])
+def test_a_typo_lists_the_choices(name: str) -> None:
+    with pytest.raises(ValueError, match="is not one of auto, cpu, cuda, cuda:N, mps"):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_says_so() -> None:
+    with pytest.raises(ValueError, match="torch sees no CUDA GPU on this machine; use 'auto'"):
+        resolve_device("cuda")
+
+
+def test_no_autocast_on_cpu() -> None:
+    with autocast(torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def _faults_per_step(steps: int = 3) -> int:
+    """Minor page faults of one forward and backward step of a convolution whose maps are
+    48 MiB each: above the 32 MiB up to which glibc's mmap threshold adapts on its own."""
+    import resource  # POSIX only; the test using it runs on glibc only
+
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+    x = torch.randn(12, 16, 256, 256)
+    conv(x).square().mean().backward()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        conv(x).square().mean().backward()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // steps
+
+
+@pytest.mark.skipif(_glibc_mallopt() is None, reason="glibc's malloc only (Linux)")
+def test_freed_memory_is_reused_inside_so_steps_stop_faulting_in_fresh_pages() -> None:
+    outside, inside = [], []
+    for _ in range(3):
+        outside.append(_faults_per_step())
+        with reusing_freed_memory(torch.device("cpu")) as kept:
+            assert kept
+            inside.append(_faults_per_step())
+    assert min(outside) > 0  # each step maps its activations afresh
+    assert min(inside) * 2 < min(outside)
+
+
+def test_glibc_is_set_once_and_handed_back_by_the_outermost_exit(monkeypatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(device, "_glibc_mallopt", lambda: lambda *call: calls.append(call))
+    trims: list[bool] = []
+    monkeypatch.setattr(device, "_give_back_freed_memory", lambda: trims.append(True))
+    with reusing_freed_memory(torch.device("cpu")):
+        assert calls == [(-1, 1 << 30), (-4, 0)]  # trim threshold 1 GiB, no mmap
+        with reusing_freed_memory(torch.device("cpu")):
+            pass
+        assert len(calls) == 2 and not trims  # the inner exit leaves them on
+    # mmap back on at the thresholds glibc adapts to, and the free pages given back
+    assert calls[2:] == [(-3, 32 << 20), (-1, 64 << 20), (-4, 65536)] and trims == [True]
+
+
+def test_an_error_inside_still_hands_glibc_back(monkeypatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(device, "_glibc_mallopt", lambda: lambda *call: calls.append(call))
+    monkeypatch.setattr(device, "_give_back_freed_memory", lambda: None)
+    with pytest.raises(KeyboardInterrupt), reusing_freed_memory(torch.device("cpu")):
+        raise KeyboardInterrupt
+    assert calls[-1] == (-4, 65536)
+    with reusing_freed_memory(torch.device("cpu")):  # and the depth starts again at 0
+        assert calls[-1] == (-4, 0)
+
+
+def test_freed_memory_is_left_alone_off_the_cpu_when_asked_or_without_glibc(monkeypatch) -> None:
+    with reusing_freed_memory(torch.device("meta")) as kept:
+        assert not kept
+    monkeypatch.setenv("LESIONKIT_KEEP_FREED_MEMORY", "0")  # the user's choice
+    with reusing_freed_memory(torch.device("cpu")) as kept:
+        assert not kept
+    monkeypatch.delenv("LESIONKIT_KEEP_FREED_MEMORY")
+    monkeypatch.setattr(device, "_glibc_mallopt", lambda: None)
+    with reusing_freed_memory(torch.device("cpu")) as kept:
+        assert not kept
