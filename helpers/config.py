@@ -26,7 +26,6 @@ import dataclasses
 import math
 import os
 import re
-import reprlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from helpers.errors import ConfigError, InvalidSetting
+from helpers.errors import ConfigError, InvalidSetting, shown
 from helpers.paths import REPO_ROOT, display_path, resolve_path
 
 PRESET_DIR = REPO_ROOT / "presets"
@@ -59,8 +58,22 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 Check = Callable[[Any], bool]
 
 
-def _whole(low: int) -> Check:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+#: The largest values the settings may take. They keep one mistyped number from asking for
+#: more memory, disk or time than any machine has; docs/settings.md lists them.
+MAX_IMAGE_SIZE = 1024
+MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 4096
+MAX_LEARNING_RATE = 1.0
+MAX_IMAGES = 1_000_000
+MAX_SAMPLES = 20  # each sample image is one row of the mask figure
+MAX_IN_MEMORY_GB = 1024
+MAX_TITLE_LENGTH = 200
+MAX_PATH_LENGTH = 4096
+
+
+def _whole(low: int, high: int) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
 def _number(test: Callable[[float], bool]) -> Check:
@@ -76,36 +89,48 @@ def _one_of(choices: tuple[str, ...]) -> Check:
     return lambda v: isinstance(v, str) and v in choices
 
 
-def _text(v: Any) -> bool:
-    return isinstance(v, str) and bool(v)
+def _text(longest: int) -> Check:
+    return lambda v: isinstance(v, str) and 0 < len(v) <= longest
+
+
+def _image_size(v: Any) -> bool:
+    return _whole(32, MAX_IMAGE_SIZE)(v) and v % 32 == 0
+
+
+def _learning_rate(v: Any) -> bool:
+    return _number(lambda x: 0 <= x <= MAX_LEARNING_RATE)(v)
 
 
 RULES: dict[str, tuple[Check, str]] = {
     # the run
-    "title": (_text, "must be a non-empty text"),
-    "data_root": (lambda v: v is None or _text(v), "must be null or a folder"),
-    "image_size": (lambda v: _whole(32)(v) and v % 32 == 0,
-                   "must be a positive multiple of 32 (32, 64, ..., 128, 256)"),
+    "title": (_text(MAX_TITLE_LENGTH), f"must be a text of 1 to {MAX_TITLE_LENGTH} characters"),
+    "data_root": (lambda v: v is None or _text(MAX_PATH_LENGTH)(v), "must be null or a folder"),
+    "image_size": (_image_size, f"must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE} "
+                                "(32, 64, ..., 128, 256)"),
     "validation": (_one_of(VALIDATION_PRACTICES),
                    f"must be one of {', '.join(VALIDATION_PRACTICES)}"),
     "val_fraction": (_number(lambda v: 0 < v < 1), "must be a number between 0 and 1"),
-    "max_images": (lambda v: v is None or _whole(1)(v), "must be null or a whole number >= 1"),
-    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be a whole number"),
-    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v)
+    "max_images": (lambda v: v is None or _whole(1, MAX_IMAGES)(v),
+                   f"must be null or a whole number from 1 to {MAX_IMAGES:,}"),
+    "seed": (_whole(0, MAX_SEED), f"must be a whole number from 0 to 2**32 - 1 ({MAX_SEED})"),
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,3})?", v)
                is not None, f"is not one of {', '.join(DEVICE_CHOICES)}"),
-    "sample_ids": (lambda v: isinstance(v, list | tuple) and all(isinstance(i, str) for i in v),
-                   "must be a list of image ids"),
-    "n_random_samples": (_whole(0), "must be a whole number >= 0"),
+    "sample_ids": (lambda v: (isinstance(v, list | tuple) and len(v) <= MAX_SAMPLES
+                              and all(_text(100)(i) for i in v)),
+                   f"must be a list of at most {MAX_SAMPLES} image ids"),
+    "n_random_samples": (_whole(0, MAX_SAMPLES), f"must be a whole number from 0 to {MAX_SAMPLES}"),
     "test_time_flips": (_flag, "must be true or false"),
     "threshold": (lambda v: v == "validation" or _number(lambda x: 0 < x < 1)(v),
                   'must be a number between 0 and 1, or "validation"'),
-    "in_memory_gb": (_number(lambda v: v >= 0), "must be a number of GiB >= 0"),
+    "in_memory_gb": (_number(lambda v: 0 <= v <= MAX_IN_MEMORY_GB),
+                     f"must be a number of GiB from 0 to {MAX_IN_MEMORY_GB}"),
     # each model's training
-    "epochs": (_whole(1), "must be a whole number >= 1"),
-    "batch_size": (_whole(1), "must be a whole number >= 1"),
-    "eval_batch_size": (_whole(1), "must be a whole number >= 1"),
-    "decoder_lr": (_number(lambda v: v >= 0), "must be a finite number >= 0"),
-    "encoder_lr": (_number(lambda v: v >= 0), "must be a finite number >= 0"),
+    "epochs": (_whole(1, MAX_EPOCHS), f"must be a whole number from 1 to {MAX_EPOCHS:,}"),
+    "batch_size": (_whole(1, MAX_BATCH_SIZE), f"must be a whole number from 1 to {MAX_BATCH_SIZE}"),
+    "eval_batch_size": (_whole(1, MAX_BATCH_SIZE),
+                        f"must be a whole number from 1 to {MAX_BATCH_SIZE}"),
+    "decoder_lr": (_learning_rate, f"must be a number from 0 to {MAX_LEARNING_RATE:g}"),
+    "encoder_lr": (_learning_rate, f"must be a number from 0 to {MAX_LEARNING_RATE:g}"),
     "loss": (_one_of(LOSSES), f"must be one of {', '.join(LOSSES)}"),
     "schedule": (_one_of(SCHEDULES), f"must be one of {', '.join(SCHEDULES)}"),
     "decoder": (_one_of(DECODERS), f"must be one of {', '.join(DECODERS)}"),
@@ -114,22 +139,21 @@ RULES: dict[str, tuple[Check, str]] = {
                     "cache_encoder_features", "compile")},
 }
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlist = _SHORT.maxdict = 6
-_SHORT.maxlevel = 2
 
-
-def _shown(value: Any) -> str:
-    """``repr(value)`` cut short: a refusal never quotes more than a line of what it got."""
-    return _SHORT.repr(value)
+def _cost(key: str, value: Any) -> str:
+    """What an out-of-range value would have asked for, where that helps to see why."""
+    if key == "image_size" and isinstance(value, int) and value > MAX_IMAGE_SIZE:
+        per_image = 4 * value**2 / 2**30  # 3 colour bytes and 1 mask byte a pixel
+        return (f" (at {value}x{value} one decoded image with its mask alone takes "
+                f"{per_image:,.2f} GiB)")
+    return ""
 
 
 def problem_with(key: str, value: Any) -> str | None:
     """What is wrong with ``value`` for setting ``key`` ("must be ..., not ..."), or None.
     The value is quoted shortened, so a message never grows with what it quotes."""
     check, rule = RULES[key]
-    return None if check(value) else f"{rule}, not {_shown(value)}"
+    return None if check(value) else f"{rule}, not {shown(value)}{_cost(key, value)}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,15 +261,56 @@ def preset_path(preset: str | Path) -> Path:
     return path
 
 
+#: A preset is a few kilobytes, two levels deep (a block of settings, a list of image ids).
+MAX_PRESET_BYTES = 256 * 1024
+MAX_NESTING = 6
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as people write numbers: ``1e-3`` is a float too (plain YAML 1.1 wants ``1.0e-3``
     and would read ``1e-3`` as text); and a key written twice in one mapping is an error
-    (plain YAML keeps the last one and silently drops the first)."""
+    (plain YAML keeps the last one and silently drops the first).
+
+    It is also bounded: a value nested deeper than ``MAX_NESTING`` levels is refused (deep
+    nesting would exhaust Python's recursion), and an alias (``*name``) may stand only as a
+    merge key's value (``<<: *name``), once a mapping, so the document that is read can never
+    be much larger than the file (nested aliases can stand for billions of values).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[str | None] = []  # the keys down to the node being read
+
+    def _refuse(self, problem: str, mark: yaml.Mark) -> None:
+        where = ".".join(key for key in self._path if key) or "the top level"
+        raise yaml.composer.ComposerError(f"under {shown(where)}", None, problem, mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and not (
+                isinstance(index, yaml.ScalarNode) and index.tag == _MERGE):
+            self._refuse(f"found the alias *{shown(event.anchor)[1:-1]}: a preset may reuse a "
+                         "block only as a merge key (<<: *name)", event.start_mark)
+        if len(self._path) >= MAX_NESTING:
+            self._refuse(f"found values nested deeper than {MAX_NESTING} levels",
+                         event.start_mark)
+        self._path.append(index.value if isinstance(index, yaml.ScalarNode)
+                          else f"[{index}]" if isinstance(index, int) else None)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._path.pop()
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict = {}
+        merges = [key_node for key_node, _ in node.value if key_node.tag == _MERGE]
+        if len(merges) > 1:  # each merge copies a whole block: they could multiply
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark,
+                "found the merge key << twice", merges[1].start_mark)
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: YAML's own merge
+            if key_node.tag == _MERGE:  # `<<: *anchor`: YAML's own merge
                 continue
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, Hashable):
@@ -253,7 +318,7 @@ class _Loader(yaml.SafeLoader):
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark,
-                    f"found the key {key!r} twice (also on line {seen[key] + 1})",
+                    f"found the key {shown(key)} twice (also on line {seen[key] + 1})",
                     key_node.start_mark)
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
@@ -264,11 +329,28 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789."))
 
 
+def _one_line(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one line: where, what, and under which key."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return str(error)[:300]
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    under = f" ({error.context})" if (error.context or "").startswith("under ") else ""
+    return f"{where}{(error.problem or error.context or '')[:300]}{under}"
+
+
 def _read(path: Path) -> dict:
+    size = path.stat().st_size
+    if size > MAX_PRESET_BYTES:
+        raise ConfigError(f"{display_path(path)} is {size:,} bytes: a preset is a few kilobytes "
+                          f"of settings (at most {MAX_PRESET_BYTES:,} bytes)")
     try:
         values = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{display_path(path)} is not UTF-8 text ({error})") from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"{display_path(path)} is not valid YAML: {error}") from error
+        raise ConfigError(f"{display_path(path)} is not valid YAML: {_one_line(error)}"
+                          ) from error
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -291,12 +373,13 @@ def _merge(into: dict, values: dict, source: str, sources: dict[str, tuple[str, 
     for key, value in sorted(values.items(), key=lambda item: order.get(item[0], 2)):
         if key in BLOCKS:
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: '{key}' must be a block of settings, not {value!r}")
+                raise ConfigError(f"{source}: '{key}' must be a block of settings, not "
+                                  f"{shown(value)}")
             for name, setting in value.items():
                 if name not in TRAIN_KEYS:
                     hint = (" (set it at the top level: it applies to the whole run)"
                             if name in ("seed", "device") else "")
-                    raise ConfigError(f"{source}: unknown key '{key}.{name}'{hint}; "
+                    raise ConfigError(f"{source}: unknown key {shown(f'{key}.{name}')}{hint}; "
                                       f"known keys there: {', '.join(TRAIN_KEYS)}")
                 targets = [key] if key != "train" else [
                     model for model in MODEL_NAMES
@@ -308,7 +391,7 @@ def _merge(into: dict, values: dict, source: str, sources: dict[str, tuple[str, 
             into[key] = value
             sources[key] = (source, key)
         else:
-            raise ConfigError(f"{source}: unknown key '{key}'; known keys: "
+            raise ConfigError(f"{source}: unknown key {shown(key)}; known keys: "
                               f"{', '.join(RUN_KEYS + BLOCKS)}")
 
 
@@ -358,7 +441,7 @@ def load_config(preset: str | Path = BASE_PRESET, *, data_root: str | Path | Non
         _merge(values, _read(source), display_path(source), sources)
     if overrides:
         if not isinstance(overrides, dict):
-            raise ConfigError(f"overrides must be a dict of settings, not {overrides!r}")
+            raise ConfigError(f"overrides must be a dict of settings, not {shown(overrides)}")
         _merge(values, copy.deepcopy(overrides), "overrides", sources)
     missing = [key for key in RUN_KEYS if key not in values]
     if missing:

@@ -13,6 +13,20 @@ Each class also derives from the built-in exception it is closest to (a damaged 
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 6
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut short, for quoting in a message: a refusal never quotes more than a
+    line of what it got, however large or deeply nested that is."""
+    return _SHORT.repr(value)
+
 
 class LesionkitError(Exception):
     """The root of the kit's own errors: a problem with the input, named in the message."""

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from tqdm.auto import tqdm
 
 from helpers.batches import normalise
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, problem_with
 from helpers.data import find_images, read_image, resize_image
 from helpers.errors import OutputFolderError, UsageError
 from helpers.evaluate import probabilities, upsample
@@ -40,9 +40,24 @@ OUTLINE_COLOUR = (255, 230, 0)
 
 
 def outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
-    """The boundary pixels of a 0/255 mask (H, W) as a boolean array."""
-    inside = Image.fromarray(mask).filter(ImageFilter.MinFilter(2 * width + 1))
-    return (mask > 0) & (np.asarray(inside) == 0)
+    """The boundary pixels of a 0/255 mask (H, W) as a boolean array: mask pixels with a
+    background pixel less than ``width`` + 1 pixels away (in a square; the image's edge
+    repeats its border pixels).
+
+    A pixel is inside when its (2 ``width`` + 1)² window is all mask. The windows are summed
+    with a summed-area table, so the cost is a few passes over the mask whatever the width:
+    a 6000x4000 photo takes a fraction of a second, where a min filter would take about a
+    minute at the width such a photo gets.
+    """
+    k = 2 * width + 1
+    solid = mask > 0
+    padded = np.pad(solid, width, mode="edge")
+    counts = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1),
+                      np.int32 if padded.size < 2**31 else np.int64)
+    np.cumsum(padded, axis=0, out=counts[1:, 1:])
+    np.cumsum(counts[1:, 1:], axis=1, out=counts[1:, 1:])
+    window = counts[k:, k:] - counts[:-k, k:] - counts[k:, :-k] + counts[:-k, :-k]
+    return solid & (window < k * k)
 
 
 def overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
@@ -78,8 +93,9 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
     the run with its name; the masks written before it are complete (every file is written
     atomically), and running again rewrites them all.
     """
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, not {batch_size}")
+    problem = problem_with("batch_size", batch_size)
+    if problem:
+        raise UsageError(f"batch_size {problem}")
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(images_dir).resolve():
         raise OutputFolderError(f"The output folder {out_dir} is the images folder: the masks "

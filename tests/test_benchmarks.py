@@ -95,3 +95,17 @@ def test_a_failed_measuring_process_names_its_command_and_shows_its_error() -> N
     with pytest.raises(RuntimeError, match=r"(?s)-c raise SystemExit\('no such image'\) "
                                            r"failed \(exit code 1\):.*no such image"):
         json_from_child(["-c", "raise SystemExit('no such image')"])
+
+
+def test_photo_benchmark_times_every_step_at_each_size(tmp_path: Path) -> None:
+    out = tmp_path / "photo.json"
+    printed = subprocess.run([sys.executable, "benchmarks/predict_photo.py", "--sizes",
+                              "60x40,120x80", "--repeats", "1", "--json", str(out)],
+                             cwd=REPO, check=True, capture_output=True, text=True).stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["width"], r["height"]) for r in rows] == [(60, 40), (120, 80)]
+    for row in rows:
+        assert set(row["seconds"]) == {"decode", "model and full-size mask", "outline",
+                                       "write PNGs", "predict_folder, whole"}
+        assert all(math.isfinite(s) and s >= 0 for s in row["seconds"].values())
+    assert "The 120x80 photo takes" in printed and "for 4x its pixels" in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -72,15 +73,33 @@ def test_run_wide_settings_inside_a_model_block_say_where_they_belong(tmp_path) 
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("image_size: 100\n", "image_size must be a positive multiple of 32"),
-    ("image_size: 0\n", "image_size must be a positive multiple of 32"),
+    ("image_size: 100\n", "image_size must be a multiple of 32 from 32 to 1024"),
+    ("image_size: 0\n", "image_size must be a multiple of 32 from 32 to 1024"),
+    ("image_size: 32000\n", r"image_size must be a multiple of 32 from 32 to 1024 \(32, 64, "
+                            r"\.\.\., 128, 256\), not 32000 \(at 32000x32000 one decoded image "
+                            r"with its mask alone takes 3\.81 GiB\)"),
+    ("image_size: 1056\n", "image_size must be a multiple of 32 from 32 to 1024"),
+    ("seed: -1\n", r"seed must be a whole number from 0 to 2\*\*32 - 1 \(4294967295\), not -1"),
+    ("seed: 1000000000000000000000000000000\n", r"seed must be a whole number from 0 to 2\*\*32"),
+    ("title: ''\n", "title must be a text of 1 to 200 characters"),
+    (f"title: {'x' * 201}\n", "title must be a text of 1 to 200 characters"),
+    ("sample_ids: [" + ", ".join(["ISIC_1"] * 21) + "]\n",
+     "sample_ids must be a list of at most 20 image ids"),
+    ("n_random_samples: 21\n", "n_random_samples must be a whole number from 0 to 20"),
+    ("in_memory_gb: 1e6\n", "in_memory_gb must be a number of GiB from 0 to 1024"),
+    ("max_images: 2000000\n", "max_images must be null or a whole number from 1 to 1,000,000"),
+    ("device: cuda:1000000000000000\n", "device is not one of"),
+    ("train:\n  epochs: 100000\n", r"train\.epochs must be a whole number from 1 to 10,000"),
+    ("train:\n  eval_batch_size: 5000\n", r"train\.eval_batch_size must be a whole number "
+                                          "from 1 to 4096"),
     ("validation: tset\n", "validation must be one of holdout, test, not 'tset'"),
     ("val_fraction: 1.0\n", "val_fraction must be a number between 0 and 1"),
     ("max_images: 0\n", "max_images must be null or a whole number"),
-    ("train:\n  batch_size: 0\n", r"train\.batch_size must be a whole number >= 1"),
-    ("frozen:\n  decoder_lr: -1\n", r"frozen\.decoder_lr must be a finite number >= 0"),
-    ("fine_tuned:\n  encoder_lr: -1e-4\n", r"fine_tuned\.encoder_lr must be a finite number"),
+    ("train:\n  batch_size: 0\n", r"train\.batch_size must be a whole number from 1 to 4096"),
+    ("frozen:\n  decoder_lr: -1\n", r"frozen\.decoder_lr must be a number from 0 to 1, not -1"),
+    ("fine_tuned:\n  encoder_lr: -1e-4\n", r"fine_tuned\.encoder_lr must be a number from 0 to 1"),
     ("frozen:\n  encoder_lr: 0.001\n", r"frozen\.encoder_lr must be 0 when the encoder is"),
+    ("fine_tuned:\n  encoder_lr: 1e9\n", r"fine_tuned\.encoder_lr must be a number from 0 to 1"),
     ("train:\n  loss: dice\n", r"train\.loss must be one of bce, bce_dice"),
     ("device: gpu\n", "device is not one of auto, cpu, cuda, cuda:N, mps"),
     ("train:\n  decoder: deconv\n", r"train\.decoder must be one of transposed, upsample"),
@@ -193,6 +212,67 @@ def test_a_key_written_twice_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"(?s)twice\.yaml is not valid YAML.*key 'train' twice "
                                           r"\(also on line 1\)"):
         load_config(preset)
+
+
+def test_a_yaml_error_is_one_line_naming_file_line_and_column(tmp_path: Path) -> None:
+    preset = write(tmp_path / "twice.yaml", "seed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(preset)
+    assert "\n" not in str(refused.value)
+    assert re.search(r"twice\.yaml is not valid YAML: line 2, column 1: found the key 'seed' "
+                     r"twice \(also on line 1\)$", str(refused.value))
+
+
+def test_nested_aliases_are_refused_at_once_and_the_message_stays_short(tmp_path: Path
+                                                                        ) -> None:
+    # a "billion laughs": nine levels of ten aliases each stand for 10**9 strings
+    text = 'sample_ids: [&a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]'
+    for level in range(1, 10):
+        text += f", &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]"
+    preset = write(tmp_path / "laughs.yaml", text + "]\n")
+    with pytest.raises(ConfigError, match=r"laughs\.yaml is not valid YAML: line 1, column \d+: "
+                                          r"found the alias \*a0: a preset may reuse a block "
+                                          r"only as a merge key .*under 'sample_ids\.\[1\]'"
+                       ) as refused:
+        load_config(preset)
+    assert len(str(refused.value)) < 400
+
+
+def test_merge_keys_cannot_multiply_a_block(tmp_path: Path) -> None:
+    preset = write(tmp_path / "merges.yaml", "train: &t {epochs: 3}\nfrozen:\n  <<: *t\n"
+                                             "  <<: *t\n")
+    with pytest.raises(ConfigError, match=r"line 4, column 3: found the merge key << twice"):
+        load_config(preset)
+
+
+@pytest.mark.parametrize("where", ["title: ", "? "])
+def test_values_nested_thousands_deep_are_refused_naming_the_key(tmp_path: Path, where: str
+                                                                 ) -> None:
+    preset = write(tmp_path / "deep.yaml", where + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml is not valid YAML: line 1, column \d+: "
+                                          r"found values nested deeper than 6 levels"
+                       ) as refused:
+        load_config(preset)
+    if where == "title: ":
+        assert "under 'title.[0]" in str(refused.value)
+
+
+def test_a_preset_larger_than_a_preset_can_be_is_refused_unread(tmp_path: Path) -> None:
+    preset = write(tmp_path / "huge.yaml", "# " + "x" * (300 * 1024) + "\ntitle: Huge\n")
+    with pytest.raises(ConfigError, match=r"huge\.yaml is 307,\d{3} bytes: a preset is a few "
+                                          r"kilobytes of settings \(at most 262,144 bytes\)"):
+        load_config(preset)
+
+
+def test_unknown_keys_and_blocks_are_quoted_short(tmp_path: Path) -> None:
+    preset = write(tmp_path / "long.yaml", f"{'k' * 1000}: 1\n")
+    with pytest.raises(ConfigError, match=r"long\.yaml: unknown key 'k{10,}\.\.\.k+'") as refused:
+        load_config(preset)
+    assert len(str(refused.value)) < 400
+    block = write(tmp_path / "block.yaml", f"train: [{', '.join(['1'] * 5000)}]\n")
+    with pytest.raises(ConfigError, match=r"'train' must be a block of settings, not \[1, 1, "
+                                          r"1, 1, 1, 1, \.\.\.\]$"):
+        load_config(block)
 
 
 def test_yaml_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:

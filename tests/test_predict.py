@@ -119,3 +119,17 @@ def test_the_outline_is_the_masks_border() -> None:
     mask[5:15, 5:15] = 255
     border = predict.outline(mask, width=1)
     assert border[5, 5] and border[5, 10] and not border[10, 10] and not border[0, 0]
+
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_the_outline_is_the_mask_less_its_erosion_by_a_square(width: int) -> None:
+    # the reference: a (2 width + 1)-pixel minimum filter, edges repeated, computed directly
+    rng = np.random.default_rng(width)
+    for _ in range(20):
+        height, breadth = rng.integers(1, 30, size=2)
+        mask = (rng.random((height, breadth)) < rng.random()).astype(np.uint8) * 255
+        padded = np.pad(mask > 0, width, mode="edge")
+        k = 2 * width + 1
+        eroded = np.array([[padded[y:y + k, x:x + k].all() for x in range(breadth)]
+                           for y in range(height)]).reshape(mask.shape)
+        np.testing.assert_array_equal(predict.outline(mask, width), (mask > 0) & ~eroded)

@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, problem_with
 from helpers.data import SegmentationSet
-from helpers.errors import RunFolderError
+from helpers.errors import RunFolderError, shown
 from helpers.model import MobileNetV2UNet, build_model
 from helpers.runs.folder import (
     BEST,
@@ -105,7 +105,7 @@ def check_settings(config: TrainConfig, run_dir: Path, compare_epochs: bool) -> 
     changed = sorted(k for k, v in dataclasses.asdict(config).items()
                      if (compare_epochs or k != "epochs") and saved.get(k) != v)
     if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(config, k)!r} now"
+        details = ", ".join(f"{k}: {shown(saved.get(k))} there, {getattr(config, k)!r} now"
                             for k in changed)
         raise RunFolderError(f"The run in {run_dir} was trained with other settings "
                              f"({details}). Use another output folder for a different "
@@ -134,9 +134,13 @@ def read_run_settings(run_dir: str | Path, device: str | None = None
         raise RunFolderError(f"{run_dir / CONFIG} does not hold valid training settings "
                              f"({error}).") from error
     size = read_json(run_dir / DATA).get("image_size")
-    if not isinstance(size, int):
+    if size is None:
         raise RunFolderError(f"{run_dir / DATA} does not say the image size the model was "
                              "trained at; train it again with this version of the kit.")
+    problem = problem_with("image_size", size)
+    if problem:
+        raise RunFolderError(f"{run_dir / DATA}: image_size {problem}; it is not a record "
+                             "the kit wrote.")
     return config, size
 
 

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from helpers.data import SegmentationSet
-from helpers.errors import RunFolderError
+from helpers.errors import RunFolderError, shown
 from helpers.system.atomic import write_text
 from helpers.system.cache import array_chunks
 
@@ -88,20 +88,30 @@ def check_data(folder: Path, fingerprint: dict) -> None:
     compared = ("image_size", "pretrained", "train", "validation")
     differ = [key for key in compared if saved.get(key) != fingerprint[key]]
     if differ:
-        details = "; ".join(f"{key}: the run has {saved.get(key)}, now {fingerprint[key]}"
+        details = "; ".join(f"{key}: the run has {shown(saved.get(key))}, now {fingerprint[key]}"
                             for key in differ)
         raise RunFolderError(f"{folder} holds a run trained on other data ({details}). "
                              + _start_again(folder))
 
 
-def read_json(path: Path) -> dict:
+#: A run folder's JSON records are a few hundred bytes; a larger one is not the kit's.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+def read_json(path: Path, advice: str | None = None) -> dict:
+    """A run folder's JSON record (a mapping), or :class:`RunFolderError` naming the file and
+    ending with ``advice`` (by default: how to start the run again)."""
+    advice = advice or _start_again(path.parent)
     try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise RunFolderError(f"{path} is {size:,} bytes, not a record the kit wrote. "
+                                 + advice)
         value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunFolderError(f"{path} cannot be read ({error}). "
-                             + _start_again(path.parent)) from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error}). {advice}") from error
     if not isinstance(value, dict):
-        raise RunFolderError(f"{path} does not hold a mapping. " + _start_again(path.parent))
+        raise RunFolderError(f"{path} does not hold a mapping. {advice}")
     return value
 
 

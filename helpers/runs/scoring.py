@@ -13,12 +13,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, problem_with
 from helpers.errors import RunFolderError
 from helpers.metrics import check_threshold
 from helpers.model import MobileNetV2UNet
 from helpers.runs.checkpoints import load_trained, read_run_settings
-from helpers.runs.folder import SCORING, read_checkpoint
+from helpers.runs.folder import SCORING, read_checkpoint, read_json
 from helpers.system.atomic import write_text
 
 
@@ -54,10 +54,7 @@ def read_scoring(folder: Path) -> dict | None:
     if not path.exists():
         return None
     again = "Delete it, or run notebook 04 again to write it anew."
-    try:
-        scoring = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunFolderError(f"{path} cannot be read ({error}). {again}") from error
+    scoring = read_json(path, again)
     types = {"checkpoint": str, "epoch": int, "checkpoint_sha256": str,
              "threshold": (int, float), "test_time_flips": bool}
     # (a JSON true is a bool, and Python's bool is an int: only test_time_flips may be one)
@@ -65,9 +62,9 @@ def read_scoring(folder: Path) -> dict | None:
              or not isinstance(scoring.get(key), kind)
              or (kind is not bool and isinstance(scoring.get(key), bool))]
     if wrong or scoring["checkpoint"] not in ("last", "best") \
-            or not 0 < scoring["threshold"] < 1:
+            or problem_with("epochs", scoring["epoch"]) or not 0 < scoring["threshold"] < 1:
         raise RunFolderError(f"{path} is not a scoring record the kit wrote (check "
-                             f"{', '.join(wrong) or 'checkpoint and threshold'}). {again}")
+                             f"{', '.join(wrong) or 'checkpoint, epoch and threshold'}). {again}")
     return scoring
 
 

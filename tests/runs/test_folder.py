@@ -17,7 +17,7 @@ from helpers.config import TrainConfig
 from helpers.errors import RunFolderError
 from helpers.isic2016 import load_isic2016
 from helpers.model import build_model
-from helpers.runs import HISTORY_COLUMNS, load_trained
+from helpers.runs import HISTORY_COLUMNS, load_trained, read_run_settings
 from helpers.runs.folder import locked
 from helpers.train import fit
 
@@ -136,6 +136,26 @@ def test_broken_config_json_is_named(splits, tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{ not json")
     with pytest.raises(RunFolderError, match=r"config\.json cannot be read"):
         train(splits, tmp_path, resume=True)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("config.json", None, r"config\.json does not hold valid training settings \(seed must be a "
+                          r"whole number from 0 to 2\*\*32 - 1 \(4294967295\), not 10{30}\)"),
+    ("data.json", '{"image_size": 1048576}', r"data\.json: image_size must be a multiple of 32 "
+                                             r"from 32 to 1024 .* 4,096\.00 GiB"),
+    ("config.json", "[" * 100_000 + "]" * 100_000, r"config\.json cannot be read"),
+    ("data.json", " " * (2 * 1024 * 1024) + "{}", r"data\.json is 2,097,154 bytes, not a record "
+                                                   "the kit wrote"),
+])
+def test_absurd_records_in_a_run_folder_are_named_before_any_work(
+        splits, tmp_path: Path, name: str, text: str | None, message: str) -> None:
+    train(splits, tmp_path, dataclass_epochs(1))
+    if text is None:  # the saved settings with an absurd seed
+        saved = json.loads((tmp_path / name).read_text())
+        text = json.dumps({**saved, "seed": 10**30})
+    (tmp_path / name).write_text(text)
+    with pytest.raises(RunFolderError, match=message):
+        read_run_settings(tmp_path)
 
 
 def test_checkpoint_of_another_model_shape_is_named(splits, tmp_path: Path) -> None:

@@ -132,8 +132,16 @@ def test_an_unreadable_record_says_to_delete_it_not_the_run(scored_run: Path) ->
     assert scoring.source == "given"
 
 
+def test_a_record_nested_too_deep_to_parse_says_to_delete_it(scored_run: Path) -> None:
+    (scored_run / runs.SCORING).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RunFolderError, match=r"scoring\.json cannot be read .*Delete it, or run "
+                                             r"notebook 04 again"):
+        load_scored_run(scored_run)
+
+
 @pytest.mark.parametrize("change", [{"threshold": 2.0}, {"test_time_flips": "yes"},
-                                    {"checkpoint": "middle"}, {"epoch": True}])
+                                    {"checkpoint": "middle"}, {"epoch": True},
+                                    {"epoch": 10**30}, {"epoch": 0}])
 def test_a_damaged_record_is_named_with_what_to_do(scored_run: Path, change: dict,
                                                    tmp_path: Path, capsys) -> None:
     path = scored_run / runs.SCORING
