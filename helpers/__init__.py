@@ -6,7 +6,8 @@ checks that no import runs back up):
 Settings and the machine
 - ``errors``      ``LesionkitError`` and every error the kit raises on purpose
 - ``paths``       repository paths; paths shown without the machine's folders; folder names
-- ``system``      the machine: ``atomic`` (crash-safe writes), ``cache`` (the decode cache),
+- ``system``      the machine: ``atomic`` (crash-safe writes; a full disk named),
+                  ``writable`` (output paths checked before work), ``cache`` (the decode cache),
                   ``cache_migration`` (removing caches in superseded formats),
                   ``device`` (device, autocast, the CPU's description), ``kernels`` (the
                   AVX2 cap), ``distributed`` (torchrun), ``weights`` (verified ImageNet

@@ -78,6 +78,11 @@ class Offline(DownloadError):
     """The server could not be reached at all."""
 
 
+class DiskFullError(LesionkitError, OSError):
+    """The disk (or the user's quota) filled up while writing; the message names the file and
+    the space left. The file being written is left as it was."""
+
+
 class ExportError(LesionkitError, RuntimeError):
     """An ONNX export that could not be made, or that disagrees with PyTorch."""
 

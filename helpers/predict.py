@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 from helpers.batches import normalise
 from helpers.config import TrainConfig, problem_with
 from helpers.data import find_images, read_image, resize_image
-from helpers.errors import OutputFolderError, UsageError
+from helpers.errors import UsageError
 from helpers.evaluate import probabilities, upsample
 from helpers.model import MobileNetV2UNet
 from helpers.runs.scoring import load_scored_run
 from helpers.system.atomic import atomic_path
+from helpers.system.writable import output_folder
 from helpers.train import placement
 
 OUTLINE_COLOUR = (255, 230, 0)
@@ -96,11 +97,7 @@ def predict_folder(run_dir: str | Path, images_dir: str | Path, out_dir: str | P
     problem = problem_with("batch_size", batch_size)
     if problem:
         raise UsageError(f"batch_size {problem}")
-    out_dir = Path(out_dir)
-    if out_dir.resolve() == Path(images_dir).resolve():
-        raise OutputFolderError(f"The output folder {out_dir} is the images folder: the masks "
-                                "would be read as images on the next run. Choose another "
-                                "folder.")
+    out_dir = output_folder(out_dir, inputs=[images_dir])
     model, config, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips,
                                                    device)
     print(f"Masks from the {scoring.describe()}")  # also without progress: which masks these are

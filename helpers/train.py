@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.config import TrainConfig
 from helpers.data import SegmentationSet
-from helpers.errors import NonFiniteLossError, RunFolderError, UsageError
+from helpers.errors import LesionkitError, NonFiniteLossError, RunFolderError, UsageError
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
 from helpers.paths import public_path
@@ -48,6 +48,7 @@ from helpers.system.device import (
     uses_channels_last,
 )
 from helpers.system.distributed import SINGLE, Rank, from_main
+from helpers.system.writable import output_folder
 
 
 def placement(config: TrainConfig) -> tuple[torch.device, bool]:
@@ -236,10 +237,7 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     out_dir = Path(out_dir)
     _check_model_fits(model, config)
     rank = distributed.start(resolve_device(config.device))
-    if rank.parallel and 2 * rank.size > min(config.batch_size, len(train)):
-        raise UsageError(f"{rank.size} processes share each batch, but batch_size is "
-                         f"{config.batch_size} and the training set has {len(train)} images: "
-                         "every process needs at least two images of every batch (BatchNorm).")
+    check_batch_for_processes(rank, config.batch_size, len(train))
     fingerprint = run_folder.data_fingerprint(train, val, model.pretrained,
                                         _common_folder(train.image_paths))
     with ExitStack() as stack:
@@ -247,17 +245,32 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
         problem = None
         if rank.is_main:  # the main process owns the folder: lock, and clear on request
             try:
-                out_dir.mkdir(parents=True, exist_ok=True)
+                output_folder(out_dir, what="run folder").mkdir(parents=True, exist_ok=True)
                 stack.enter_context(run_folder.locked(out_dir))
                 if fresh:
                     run_folder.clear(out_dir)
                 remove_leftovers(out_dir)  # temporary files of a writer that was killed
-            except (OSError, RunFolderError) as error:
+            except (OSError, LesionkitError) as error:
                 problem = error
         distributed.raise_everywhere(rank, problem)
         history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress,
                               rank)
     return history
+
+
+def check_batch_for_processes(rank: Rank, batch_size: int,
+                              images: int | None = None) -> None:
+    """Under torchrun, refuse a batch (or a training set of ``images``) too small to give
+    every process two images (BatchNorm needs two). Only the main process says so; the
+    others stop with :class:`PartnerStopped`, so the message is printed once."""
+    smallest = batch_size if images is None else min(batch_size, images)
+    problem = None
+    if rank.is_main and rank.parallel and 2 * rank.size > smallest:
+        data = "" if images is None else f" and the training set has {images} images"
+        problem = UsageError(f"{rank.size} processes share each batch, but batch_size is "
+                             f"{batch_size}{data}: every process needs at least two images "
+                             "of every batch (BatchNorm).")
+    distributed.raise_everywhere(rank, problem)
 
 
 def _check_model_fits(model: MobileNetV2UNet, config: TrainConfig) -> None:

@@ -28,6 +28,7 @@ from helpers.batches import RING_COLOUR, zoom
 from helpers.data import SegmentationSet, find_images, read_image, read_mask
 from helpers.errors import DatasetError, UsageError
 from helpers.system.atomic import atomic_path
+from helpers.system.writable import output_folder
 
 #: Radius of the dermatoscope's ring (1 = half the image width: the inscribed circle).
 RING_RADIUS = 1.0
@@ -63,7 +64,8 @@ def write_zoomed_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: 
     """Zoomed-out copies, at original size, of every image in ``images_dir`` and its mask
     (``<id><mask_suffix>.png`` in ``masks_dir``), written to ``out_dir/images`` and
     ``out_dir/masks`` under the same names. Returns how many pairs were written."""
-    images, masks_dir, out_dir = find_images(Path(images_dir)), Path(masks_dir), Path(out_dir)
+    out_dir = output_folder(out_dir, inputs=[images_dir, masks_dir])
+    images, masks_dir = find_images(Path(images_dir)), Path(masks_dir)
     for sample_id, image_path in tqdm(images.items(), desc=f"Zooming out x{factor}",
                                       disable=not progress):
         mask_path = masks_dir / f"{sample_id}{mask_suffix}.png"

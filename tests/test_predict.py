@@ -102,7 +102,7 @@ def test_two_files_for_one_id_are_refused(run_dir, images, tmp_path) -> None:
 def test_writing_into_the_images_folder_is_refused(run_dir, images, capsys) -> None:
     assert predict_command.main(["--run", str(run_dir), "--images", str(images),
                          "--out", str(images)]) == 1
-    assert "is the images folder" in capsys.readouterr().err
+    assert "is the input folder" in capsys.readouterr().err
     assert not list(images.glob("*_mask.png"))
 
 

@@ -33,6 +33,7 @@ from helpers.isic2016 import load_splits
 from helpers.metrics import score_table
 from helpers.model import MobileNetV2UNet, build_model
 from helpers.outputs import Outputs
+from helpers.system.writable import output_folder
 from helpers.train import fit
 from helpers.zoomout import zoom_out_set
 
@@ -65,6 +66,7 @@ def run_ablation(preset: str, epochs: int, image_size: int, data_root: str | Non
     config = load_config(preset, data_root=data_root, output_dir=output_dir)
     if config.validation != "holdout":
         raise ConfigError(f"preset {preset!r}: an ablation needs validation: holdout")
+    output_folder(config.output_dir)
     target = dataclasses.replace(config.fine_tuned, epochs=epochs)
     sizes = [image_size] + ([config.image_size] if config.image_size != image_size else [])
     table = []

@@ -33,6 +33,7 @@ from helpers.data import find_pairs
 from helpers.errors import DownloadError, Offline
 from helpers.isic2016 import isic2016_split
 from helpers.system.atomic import atomic_path, write_text
+from helpers.system.writable import output_folder
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com/2016/"
 PAGE = "https://challenge.isic-archive.com/data/#2016"
@@ -165,7 +166,7 @@ def download(root: Path, base_url: str = BASE_URL, archives: tuple[Archive, ...]
              timeout: float = 60) -> dict[str, int]:
     """Download, check and unpack every zip of ``archives`` into ``root``; return the pair
     counts. A zip already unpacked (``<name>.done`` beside it) is skipped."""
-    root.mkdir(parents=True, exist_ok=True)
+    output_folder(root, what="data folder").mkdir(parents=True, exist_ok=True)
     for item in archives:
         zip_path = root / item.name
         marker = root / (item.name + ".done")

@@ -20,6 +20,7 @@ from pathlib import Path
 from helpers.commands.cli import run_command
 from helpers.evaluate import evaluate_folder
 from helpers.system.atomic import write_text
+from helpers.system.writable import output_folder
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        output_folder(args.out, inputs=[args.images, args.masks])
     per_image, macro, _, data, scoring = evaluate_folder(
         args.run, args.images, args.masks, args.mask_pattern, args.checkpoint, args.flips,
         args.threshold, args.device)

@@ -36,6 +36,7 @@ from helpers.commands.cli import run_command
 from helpers.errors import ExportError
 from helpers.runs.scoring import load_scored_run
 from helpers.system.atomic import atomic_path
+from helpers.system.writable import output_file
 
 #: The ONNX operator set the file uses (onnxruntime 1.17 and newer run it).
 OPSET = 20
@@ -59,6 +60,7 @@ def export_onnx(run_dir: str | Path, out_path: str | Path, checkpoint: str | Non
     """Write the run's model to ``out_path`` as ONNX (dynamic batch); return the path.
     ``checkpoint``, ``threshold`` and ``flips`` not given are those notebook 04 scored the
     model with (:func:`helpers.evaluate.load_scored_run`)."""
+    output_file(out_path, what="ONNX file")
     model, _, size, scoring = load_scored_run(run_dir, checkpoint, threshold, flips, "cpu")
     print(f"Exporting the {scoring.describe()}")
     wrapped = Probabilities(model.to(memory_format=torch.contiguous_format)).eval()

@@ -27,6 +27,7 @@ from helpers.evaluate import evaluate_folder
 from helpers.isic2016 import isic2016_split
 from helpers.outputs import Outputs
 from helpers.runs.scoring import Scoring
+from helpers.system.writable import output_folder
 from helpers.zoomout import write_zoomed_folder
 
 #: The zoom factors of docs/results.md's table: the images as they are, then ×0.75 and ×0.5.
@@ -93,6 +94,7 @@ def score_zoomed_out(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(f"--factors {args.factors!r}: give numbers separated by commas "
                          f"({error})") from error
+    output_folder(args.out)
     table = zoom_out_robustness(dict(args.run), args.data_root, factors)
     print(table.to_string(index=False))
     print(f"Written: {Outputs(args.out).table(table, TABLE)}")

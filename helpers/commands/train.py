@@ -24,7 +24,8 @@ from helpers.isic2016 import load_splits
 from helpers.model import build_model
 from helpers.system import distributed
 from helpers.system.device import resolve_device
-from helpers.train import fit
+from helpers.system.writable import output_folder
+from helpers.train import check_batch_for_processes, fit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +44,13 @@ def train(args: argparse.Namespace) -> int:
                          output_dir=args.output_dir, overrides=args.overrides)
     settings = config.model(args.model)
     rank = distributed.start(resolve_device(settings.device))
+    # what can be checked without the data is checked before decoding it
+    check_batch_for_processes(rank, settings.batch_size)
+    problem = None
+    if rank.is_main:  # the main process alone writes the run folder
+        _, problem = distributed.attempt(
+            lambda: output_folder(config.run_dir(args.model), what="run folder"))
+    distributed.raise_everywhere(rank, problem)
     # Every process holds its own copy of a split in RAM: the machine's processes share
     # the RAM limit, and a split too large for a share is read from the disk cache.
     config = dataclasses.replace(config, in_memory_gb=config.in_memory_gb / rank.local_size)

@@ -50,6 +50,7 @@ from helpers.report.html import ReportInfo, export_html
 from helpers.report.notebooks import NOTEBOOKS, epoch_progress, execute, notebook_parameters
 from helpers.report.pdf import export_pdf
 from helpers.system.device import describe_cpu, resolve_device
+from helpers.system.writable import output_folder
 
 #: Folders of the kit's own source that an output folder must neither be, hold nor lie in.
 SOURCE_FOLDERS = ("notebooks", "helpers", "presets", "tests", "scripts", "benchmarks", ".ci",
@@ -136,7 +137,7 @@ def make_report(preset: str, data_root: str | Path | None = None,
                          overrides=overrides)
     check_output_dir(config.output_dir)
     check_data(config.data_root)
-    config.output_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(config.output_dir).mkdir(parents=True, exist_ok=True)
     parameters = notebook_parameters(config, overrides)
     executed = []
     bar = tqdm(NOTEBOOKS, desc=config.preset, unit="notebook")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -32,13 +33,19 @@ from helpers.runs.folder import (
     read_json,
     trusted_history,
 )
-from helpers.system.atomic import atomic_path
+from helpers.system.atomic import write_bytes
 
 
 def save_checkpoint(obj: object, path: Path) -> None:
-    """Write a checkpoint atomically: a crash leaves the old file or the new one, never half."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Write a checkpoint atomically: a crash leaves the old file or the new one, never half.
+
+    It is serialised in memory first and then written as plain bytes: the same state gives
+    the same bytes (torch names the archive inside after the file, and the temporary file's
+    name is random), and a full disk is an ordinary ``OSError`` rather than torch's internal
+    "enforce fail" text."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path, model: nn.Module) -> dict:

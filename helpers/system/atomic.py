@@ -5,13 +5,19 @@ writes goes through :func:`atomic_path`."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from helpers.errors import DiskFullError
+
 TEMPORARY_MARK = ".tmp"
+#: errno values that mean "no room left", on the disk or in the user's quota.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _default_mode() -> int:
@@ -30,9 +36,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     the format by it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMPORARY_MARK + path.suffix,
-                                    dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.",
+                                        suffix=TEMPORARY_MARK + path.suffix, dir=path.parent)
+    except OSError as error:
+        if error.errno in NO_SPACE:
+            raise _disk_full(path, error) from error
+        raise
     os.close(handle)
     tmp = Path(name)
     os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())  # not 0600
@@ -41,8 +52,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
         os.replace(tmp, path)
         _flush_to_disk(path.parent)  # the rename itself
+    except OSError as error:
+        if error.errno in NO_SPACE:
+            raise _disk_full(path, error) from error
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _disk_full(path: Path, error: OSError) -> DiskFullError:
+    """A full disk (or quota), named with the file being written and the space left."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.1f} MiB free there"
+    except OSError:
+        free = "its free space unknown"
+    return DiskFullError(f"Cannot write {path}: the disk is full ({free}; {error.strerror}). "
+                         "Free some space and run again; the files written before are intact.")
 
 
 def _flush_to_disk(path: Path) -> None:

@@ -4,6 +4,7 @@ only the main process writes, a stopped run resumes, and only one process decode
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -51,23 +52,28 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def torchrun(data_root: Path, output_dir: Path, epochs: int) -> pd.DataFrame:
-    """train_command's fine-tuned smoke run on two processes, with its own decode cache
-    (in ``output_dir``) and a log of who decoded, ``output_dir / "decoded.log"``."""
+def launch(data_root: Path, output_dir: Path, train: dict) -> subprocess.CompletedProcess:
+    """train_command's fine-tuned smoke run (``train``: its overrides) on two processes, with
+    its own decode cache (in ``output_dir``) and a log of who decoded,
+    ``output_dir / "decoded.log"``."""
     output_dir.mkdir(parents=True, exist_ok=True)
     script = output_dir / "counting_train_command.py"
     script.write_text(COUNTING_COMMAND)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--standalone", str(script), "--preset", "smoke",
                "--model", "fine_tuned", "--data-root", str(data_root),
-               "--output-dir", str(output_dir), "--overrides",
-               f'{{"train": {{"epochs": {epochs}}}}}']
+               "--output-dir", str(output_dir), "--overrides", json.dumps({"train": train})]
     repository = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repository),
            "LESIONKIT_CACHE": str(output_dir / "cache"),
            "DECODE_LOG": str(output_dir / "decoded.log")}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300,
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300,
                           cwd=repository)
+
+
+def torchrun(data_root: Path, output_dir: Path, epochs: int) -> pd.DataFrame:
+    """:func:`launch` for ``epochs`` epochs, which must succeed; the run's history."""
+    done = launch(data_root, output_dir, {"epochs": epochs})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("fine_tuned: ") == 2  # both processes finished
     return pd.read_csv(output_dir / "runs" / "fine_tuned" / "history.csv")
@@ -235,6 +241,19 @@ def test_a_batch_smaller_than_the_number_of_processes_is_refused(tiny_splits, tm
         fit(build_model(config), tiny_splits.train, tiny_splits.val, config, tmp_path,
             progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_under_torchrun_a_batch_too_small_is_refused_once_before_any_decoding(
+        synthetic_root: Path, tmp_path: Path) -> None:
+    done = launch(synthetic_root, tmp_path, {"epochs": 1, "batch_size": 3})
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert said.count("ERROR: ") == 1
+    assert "ERROR: 2 processes share each batch, but batch_size is 3: every process needs at " \
+           "least two images of every batch (BatchNorm).\n" in said
+    assert "/helpers/" not in said  # no traceback through the kit (torchrun prints its own)
+    assert not (tmp_path / "decoded.log").exists()  # no process decoded anything
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_last_batch_too_small_for_every_process_is_merged_into_the_one_before() -> None:
