@@ -4,11 +4,16 @@
 
 The four zips are large and the archive is far away, so a broken connection must not cost the
 whole download: each zip is written to ``<name>.zip.part`` and continued with an HTTP Range
-request. A finished zip is checked (size, ``zipfile.testzip``) before it is unpacked, and
-unpacking refuses any member that would land outside the target folder (absolute paths,
-``..``) or is a symbolic link. At the end the kit's own loader pairs every image with its
-mask and the counts are printed. Running it twice downloads nothing again. Without a network
-it prints the manual steps and exits 1.
+request. Redirects are followed only within the archive's own host, and a download slower
+than ``MIN_RATE`` over ``RATE_WINDOW`` seconds, or longer than ``DEADLINE``, stops saying how
+much arrived (the next run continues it).
+
+A finished zip is checked before anything is unpacked: its size, its member count, what its
+members unpack to (against the expected total where known, ``MAX_EXPANSION`` times the zip,
+and the free space), then ``zipfile.testzip``. Unpacking refuses any member that would land
+outside the target folder (absolute paths, ``..``) or is a symbolic link. At the end the
+kit's own loader pairs every image with its mask and the counts are printed. Running it twice
+downloads nothing again. Without a network it prints the manual steps and exits 1.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import re
 import shutil
 import stat
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -30,7 +37,7 @@ from tqdm.auto import tqdm
 
 from helpers.commands.cli import run_command
 from helpers.data import find_pairs
-from helpers.errors import DownloadError, Offline
+from helpers.errors import DownloadError, Offline, shown
 from helpers.isic2016 import isic2016_split
 from helpers.system.atomic import atomic_path, write_text
 from helpers.system.writable import output_folder
@@ -41,6 +48,15 @@ CHUNK = 1 << 20
 #: Pairs the official data has: 900 training and 379 test images.
 OFFICIAL_COUNTS = {"train": 900, "test": 379}
 
+#: Bounds on a download (docs/limits.md). The official zips hold at most about a thousand
+#: files of JPEG and PNG, which do not compress further: they unpack to about their own size.
+MAX_MEMBERS = 20_000
+MAX_EXPANSION = 20  # uncompressed bytes per byte of zip
+FREE_SPACE_MARGIN = 256 * 2**20  # left free on the disk after unpacking
+MIN_RATE = 10 * 1024  # bytes per second, averaged over RATE_WINDOW seconds
+RATE_WINDOW = 120.0
+DEADLINE = 6 * 3600.0  # seconds for one zip; the next run continues the .part file
+
 
 @dataclass(frozen=True)
 class Archive:
@@ -49,6 +65,7 @@ class Archive:
 
     name: str
     size: int | None = None
+    unpacked: int | None = None  # the members' total uncompressed size, when known
 
 
 #: The four Part 1 zips, downloaded from ``BASE_URL + name``. Their sizes could not be read
@@ -61,13 +78,34 @@ ARCHIVES = (
 )
 
 
-def fetch(url: str, target: Path, expected: int | None, timeout: float = 60) -> Path:
-    """Download ``url`` to ``target``, continuing ``target.part`` when it exists."""
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the host the request was for."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if target.hostname != urllib.parse.urlsplit(req.full_url).hostname:
+            raise DownloadError(f"{req.full_url}: the server redirects to another host "
+                                f"({shown(target.geturl())}); the kit does not follow it. "
+                                "Download the zips by hand (see --help).")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirects)
+
+
+def fetch(url: str, target: Path, expected: int | None, timeout: float = 60,
+          min_rate: float = MIN_RATE, window: float = RATE_WINDOW,
+          deadline: float = DEADLINE) -> Path:
+    """Download ``url`` to ``target``, continuing ``target.part`` when it exists.
+
+    ``timeout`` bounds each wait for data; fewer than ``min_rate`` bytes a second over
+    ``window`` seconds, or more than ``deadline`` seconds in all, stop it too. What arrived
+    stays in the ``.part`` file for the next run."""
     part = target.with_name(target.name + ".part")
     done = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (https/http)
+        response = _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         # 416: nothing from byte ``done`` on. The .part file is complete if that is the size
         # (ours, or the server's "Content-Range: bytes */SIZE")
@@ -90,27 +128,84 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60) -> 
             with open(part, "ab" if done else "wb") as out, tqdm(
                     total=total, initial=done, unit="B", unit_scale=True,
                     desc=target.name) as bar:
-                try:
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-                except (OSError, http.client.HTTPException) as error:
-                    raise DownloadError(f"{url}: the connection broke after "
-                                        f"{part.stat().st_size} bytes ({error}); run the "
-                                        "command again to continue") from error
+                _receive(url, response, out, bar, done, total, (min_rate, window, deadline))
             expected = total if expected is None else expected
     size = part.stat().st_size
     if expected is not None and size != expected:
-        raise DownloadError(f"{part}: {size} of {expected} bytes arrived; run the command "
-                            "again to continue")
+        raise DownloadError(f"{url}: the server stopped sending; {size:,} of {expected:,} "
+                            f"bytes have arrived and are kept in {part}. Run the command "
+                            "again to continue.")
     os.replace(part, target)
     return target
+
+
+def _receive(url: str, response: http.client.HTTPResponse, out: object, bar: tqdm,
+             done: int, total: int | None, bounds: tuple[float, float, float]) -> int:
+    """Copy ``response`` to ``out`` (which holds ``done`` bytes already); return the bytes
+    there at the end. A broken connection, a rate under the minimum over a window, or the
+    deadline raise :class:`DownloadError` saying how many bytes are kept."""
+    min_rate, window, deadline = bounds
+    arrived = done
+    started = window_start = time.monotonic()
+    window_bytes = arrived
+
+    def stop(why: str, error: BaseException | None = None) -> DownloadError:
+        of = f" of {total:,}" if total is not None else ""
+        return DownloadError(f"{url}: {why}; {arrived:,}{of} bytes have arrived and are kept. "
+                             "Run the command again to continue.")
+
+    try:
+        while chunk := response.read1(CHUNK):  # whatever has come, not a full CHUNK
+            out.write(chunk)
+            arrived += len(chunk)
+            bar.update(len(chunk))
+            now = time.monotonic()
+            if now - started > deadline:
+                raise stop(f"the download took longer than {deadline:,.0f} s")
+            if now - window_start >= window:
+                if arrived - window_bytes < min_rate * (now - window_start):
+                    raise stop(f"only {arrived - window_bytes:,} bytes came in the last "
+                               f"{now - window_start:.0f} s (the minimum is {min_rate:,.0f} "
+                               "bytes a second)")
+                window_start, window_bytes = now, arrived
+    except (OSError, http.client.HTTPException) as error:
+        raise stop(f"the connection broke ({type(error).__name__}: {shown(str(error))})"
+                   ) from error
+    return arrived
 
 
 def _range_total(headers) -> int | None:
     """The full size from a ``Content-Range: bytes */SIZE`` header, if there is one."""
     found = re.fullmatch(r"bytes \*/(\d+)", (headers or {}).get("Content-Range", "").strip())
     return int(found[1]) if found else None
+
+
+def check_members(path: Path, target: Path, unpacked: int | None = None) -> None:
+    """Refuse ``path`` before anything is decompressed when it has more than ``MAX_MEMBERS``
+    members, or its members unpack to other than ``unpacked`` bytes (when known), to more
+    than ``MAX_EXPANSION`` times the zip, or to more than ``target``'s disk has free."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DownloadError(f"{path} is not a valid zip ({error}); delete it and run the "
+                            "command again") from error
+    if len(members) > MAX_MEMBERS:
+        raise DownloadError(f"{path} has {len(members):,} members, more than the "
+                            f"{MAX_MEMBERS:,} a data zip has; nothing was unpacked")
+    total, size = sum(member.file_size for member in members), path.stat().st_size
+    if unpacked is not None and total != unpacked:
+        raise DownloadError(f"{path} unpacks to {total:,} bytes, not the {unpacked:,} "
+                            "expected; delete it and run the command again")
+    if total > MAX_EXPANSION * max(size, 1):
+        raise DownloadError(f"{path} would unpack to {total:,} bytes, {total / size:,.0f} "
+                            f"times its own size (at most {MAX_EXPANSION} allowed: images "
+                            "do not compress that well); nothing was unpacked")
+    free = shutil.disk_usage(target).free
+    if total + FREE_SPACE_MARGIN > free:
+        raise DownloadError(f"{path} unpacks to {total / 2**20:,.1f} MiB, but {target} has "
+                            f"{free / 2**20:,.1f} MiB free (and {FREE_SPACE_MARGIN / 2**20:.0f}"
+                            " MiB should stay free); free some space and run again")
 
 
 def check_zip(path: Path) -> None:
@@ -147,9 +242,12 @@ def safe_extract(path: Path, target: Path) -> None:
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            with archive.open(member) as source, atomic_path(destination) as tmp, \
-                    open(tmp, "wb") as out:
+            # one flush to the disk at the end rather than one a file: the zip's .done
+            # marker is written after it, and without the marker the zip is unpacked again
+            with archive.open(member) as source, atomic_path(destination, durable=False) \
+                    as tmp, open(tmp, "wb") as out:
                 shutil.copyfileobj(source, out, CHUNK)
+    os.sync()
 
 
 def check_pairs(root: Path) -> dict[str, int]:
@@ -178,6 +276,7 @@ def download(root: Path, base_url: str = BASE_URL, archives: tuple[Archive, ...]
         if item.size is not None and zip_path.stat().st_size != item.size:
             raise DownloadError(f"{zip_path}: {zip_path.stat().st_size} bytes, expected "
                                 f"{item.size}; delete it and run the command again")
+        check_members(zip_path, root, item.unpacked)
         check_zip(zip_path)
         safe_extract(zip_path, root)
         write_text(marker, "unpacked\n")

@@ -28,12 +28,13 @@ def _default_mode() -> int:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; on leaving the block without an
     error it replaces ``path``, on an error it is removed and ``path`` is left as it was.
 
     The temporary name keeps ``path``'s suffix (``.png``, ``.npz``) for writers that choose
-    the format by it.
+    the format by it. ``durable=False`` skips the flushes to the disk, for many files that
+    the caller flushes at once (``os.sync``) before recording that they are complete.
     """
     path = Path(path)
     try:
@@ -49,9 +50,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())  # not 0600
     try:
         yield tmp
-        _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
+        if durable:
+            _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
         os.replace(tmp, path)
-        _flush_to_disk(path.parent)  # the rename itself
+        if durable:
+            _flush_to_disk(path.parent)  # the rename itself
     except OSError as error:
         if error.errno in NO_SPACE:
             raise _disk_full(path, error) from error

@@ -3,9 +3,11 @@ pairs checked by the kit's loader. Everything is served from 127.0.0.1 by a thre
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import shutil
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +117,7 @@ def test_a_clean_download_unpacks_and_pairs_everything(server, zips, tmp_path, c
 def test_an_interrupted_download_resumes_where_it_stopped(zips, tmp_path) -> None:
     name = "ISBI2016_ISIC_Part1_Training_Data.zip"
     with _Server(dict(zips), cut={name}) as server:
-        with pytest.raises(download.DownloadError, match="run the command again"):
+        with pytest.raises(download.DownloadError, match="Run the command again"):
             download.download(tmp_path, server.url, _archives(zips), timeout=5)
         part = tmp_path / f"{name}.part"
         assert 0 < part.stat().st_size < len(zips[name])
@@ -179,3 +181,144 @@ def test_offline_prints_the_manual_steps_and_exits_1(tmp_path, monkeypatch, caps
     assert "cannot reach the archive" in error and "ISBI2016_ISIC_Part1_Test_Data.zip" in error
     assert download.PAGE in error
     shutil.rmtree(tmp_path / "d", ignore_errors=True)
+
+
+def test_a_broken_connection_says_how_many_bytes_arrived(zips, tmp_path) -> None:
+    name = "ISBI2016_ISIC_Part1_Training_Data.zip"
+    with _Server(dict(zips), cut={name}) as server, \
+            pytest.raises(download.DownloadError) as raised:
+        download.download(tmp_path, server.url, _archives(zips), timeout=5)
+    half = len(zips[name]) // 2
+    assert f"; {half:,} of {len(zips[name]):,} bytes have arrived and are kept" \
+        in str(raised.value)
+
+
+def _zip_with(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_that_expands_a_thousandfold_is_refused_before_decompressing(tmp_path,
+                                                                          monkeypatch) -> None:
+    bomb = _zip_with(tmp_path / "bomb.zip", {"data/zeros.bin": bytes(20 * 2**20)})
+    monkeypatch.setattr(download.zipfile.ZipFile, "testzip", lambda self: pytest.fail(
+        "decompressed before the sizes were checked"))
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(download.DownloadError, match=r"bomb\.zip would unpack to 20,971,520 "
+                                                     r"bytes, \d[\d,]* times its own size \(at "
+                                                     r"most 20 allowed"):
+        download.check_members(bomb, target)
+    assert list(target.iterdir()) == []
+
+
+def test_a_zip_with_too_many_members_is_refused(tmp_path, monkeypatch) -> None:
+    many = _zip_with(tmp_path / "many.zip", {f"d/{i}.txt": b"x" for i in range(12)})
+    monkeypatch.setattr(download, "MAX_MEMBERS", 10)
+    with pytest.raises(download.DownloadError, match=r"many\.zip has 12 members, more than the "
+                                                     "10 a data zip has; nothing was unpacked"):
+        download.check_members(many, tmp_path)
+
+
+def test_a_zip_larger_than_the_free_space_or_its_expected_size_is_refused(tmp_path,
+                                                                         monkeypatch) -> None:
+    data = _zip_with(tmp_path / "data.zip", {"d/a.bin": bytes(range(256)) * 4})
+    with pytest.raises(download.DownloadError, match=r"data\.zip unpacks to 1,024 bytes, not "
+                                                     "the 1,000 expected"):
+        download.check_members(data, tmp_path, unpacked=1000)
+    download.check_members(data, tmp_path, unpacked=1024)
+    usage = download.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(download.shutil, "disk_usage",
+                        lambda path: usage._replace(free=100 * 2**20))
+    with pytest.raises(download.DownloadError, match=r"data\.zip unpacks to 0\.0 MiB, but .* has "
+                                                     r"100\.0 MiB free \(and 256 MiB should stay "
+                                                     "free\\)"):
+        download.check_members(data, tmp_path)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers with ``self.server.answer(handler)``; logs nothing."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.server.answer(self)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serving(answer) -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.answer = answer
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _redirect_to(location: str):
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        if handler.path == "/moved/data.zip":
+            handler.send_response(200)
+            handler.send_header("Content-Length", "4")
+            handler.end_headers()
+            handler.wfile.write(b"data")
+            return
+        handler.send_response(302)
+        handler.send_header("Location", location.format(port=handler.server.server_address[1]))
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def test_a_redirect_to_another_host_is_not_followed(tmp_path) -> None:
+    with _serving(_redirect_to("http://localhost:{port}/moved/data.zip")) as url, \
+            pytest.raises(download.DownloadError, match=r"redirects to another host "
+                                                        r"\('http://localhost:\d+/moved/data"
+                                                        r"\.zip'\); the kit does not follow it"):
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5)
+    assert not (tmp_path / "data.zip").exists()
+
+
+def test_a_redirect_within_the_host_is_followed(tmp_path) -> None:
+    with _serving(_redirect_to("/moved/data.zip")) as url:
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5)
+    assert (tmp_path / "data.zip").read_bytes() == b"data"
+
+
+def _trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    try:
+        for _ in range(1000):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass  # the client gave up
+
+
+def test_a_trickling_server_is_left_with_what_arrived_kept(tmp_path) -> None:
+    started = time.monotonic()
+    with _serving(_trickle) as url, pytest.raises(
+            download.DownloadError, match=r"only \d+ bytes came in the last 1 s \(the minimum "
+                                          r"is 1,000 bytes a second\); \d+ of 1,000 bytes have "
+                                          "arrived and are kept"):
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5,
+                       min_rate=1000, window=1)
+    assert time.monotonic() - started < 10
+    assert 0 < (tmp_path / "data.zip.part").stat().st_size < 1000
+
+
+def test_a_download_past_its_deadline_stops(tmp_path) -> None:
+    with _serving(_trickle) as url, pytest.raises(
+            download.DownloadError, match=r"the download took longer than 1 s; \d+ of 1,000"):
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5,
+                       min_rate=1, window=100, deadline=1)
