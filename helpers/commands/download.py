@@ -180,16 +180,26 @@ def _range_total(headers) -> int | None:
     return int(found[1]) if found else None
 
 
-def check_members(path: Path, target: Path, unpacked: int | None = None) -> None:
-    """Refuse ``path`` before anything is decompressed when it has more than ``MAX_MEMBERS``
-    members, or its members unpack to other than ``unpacked`` bytes (when known), to more
-    than ``MAX_EXPANSION`` times the zip, or to more than ``target``'s disk has free."""
+def check_zip(path: Path, target: Path, unpacked: int | None = None) -> None:
+    """Raise :class:`DownloadError` naming ``path`` when it is not an intact zip, or would
+    unpack to too much (:func:`_check_sizes`, before anything is decompressed)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
+            _check_sizes(path, archive.infolist(), target, unpacked)
+            broken = archive.testzip()
     except (zipfile.BadZipFile, OSError) as error:
         raise DownloadError(f"{path} is not a valid zip ({error}); delete it and run the "
                             "command again") from error
+    if broken is not None:
+        raise DownloadError(f"{path} is damaged (member {broken} fails its CRC check); delete "
+                            "it and run the command again")
+
+
+def _check_sizes(path: Path, members: list[zipfile.ZipInfo], target: Path,
+                 unpacked: int | None) -> None:
+    """Refuse more than ``MAX_MEMBERS`` members, or members that unpack to other than
+    ``unpacked`` bytes (when known), to more than ``MAX_EXPANSION`` times the zip, or to more
+    than ``target``'s disk has free."""
     if len(members) > MAX_MEMBERS:
         raise DownloadError(f"{path} has {len(members):,} members, more than the "
                             f"{MAX_MEMBERS:,} a data zip has; nothing was unpacked")
@@ -206,19 +216,6 @@ def check_members(path: Path, target: Path, unpacked: int | None = None) -> None
         raise DownloadError(f"{path} unpacks to {total / 2**20:,.1f} MiB, but {target} has "
                             f"{free / 2**20:,.1f} MiB free (and {FREE_SPACE_MARGIN / 2**20:.0f}"
                             " MiB should stay free); free some space and run again")
-
-
-def check_zip(path: Path) -> None:
-    """Raise :class:`DownloadError` naming ``path`` when it is not an intact zip."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DownloadError(f"{path} is not a valid zip ({error}); delete it and run the "
-                            "command again") from error
-    if broken is not None:
-        raise DownloadError(f"{path} is damaged (member {broken} fails its CRC check); delete "
-                            "it and run the command again")
 
 
 def safe_extract(path: Path, target: Path) -> None:
@@ -276,8 +273,7 @@ def download(root: Path, base_url: str = BASE_URL, archives: tuple[Archive, ...]
         if item.size is not None and zip_path.stat().st_size != item.size:
             raise DownloadError(f"{zip_path}: {zip_path.stat().st_size} bytes, expected "
                                 f"{item.size}; delete it and run the command again")
-        check_members(zip_path, root, item.unpacked)
-        check_zip(zip_path)
+        check_zip(zip_path, root, item.unpacked)
         safe_extract(zip_path, root)
         write_text(marker, "unpacked\n")
     return check_pairs(root)

@@ -210,7 +210,7 @@ def test_a_zip_that_expands_a_thousandfold_is_refused_before_decompressing(tmp_p
     with pytest.raises(download.DownloadError, match=r"bomb\.zip would unpack to 20,971,520 "
                                                      r"bytes, \d[\d,]* times its own size \(at "
                                                      r"most 20 allowed"):
-        download.check_members(bomb, target)
+        download.check_zip(bomb, target)
     assert list(target.iterdir()) == []
 
 
@@ -219,7 +219,7 @@ def test_a_zip_with_too_many_members_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(download, "MAX_MEMBERS", 10)
     with pytest.raises(download.DownloadError, match=r"many\.zip has 12 members, more than the "
                                                      "10 a data zip has; nothing was unpacked"):
-        download.check_members(many, tmp_path)
+        download.check_zip(many, tmp_path)
 
 
 def test_a_zip_larger_than_the_free_space_or_its_expected_size_is_refused(tmp_path,
@@ -227,15 +227,15 @@ def test_a_zip_larger_than_the_free_space_or_its_expected_size_is_refused(tmp_pa
     data = _zip_with(tmp_path / "data.zip", {"d/a.bin": bytes(range(256)) * 4})
     with pytest.raises(download.DownloadError, match=r"data\.zip unpacks to 1,024 bytes, not "
                                                      "the 1,000 expected"):
-        download.check_members(data, tmp_path, unpacked=1000)
-    download.check_members(data, tmp_path, unpacked=1024)
+        download.check_zip(data, tmp_path, unpacked=1000)
+    download.check_zip(data, tmp_path, unpacked=1024)
     usage = download.shutil.disk_usage(tmp_path)
     monkeypatch.setattr(download.shutil, "disk_usage",
                         lambda path: usage._replace(free=100 * 2**20))
     with pytest.raises(download.DownloadError, match=r"data\.zip unpacks to 0\.0 MiB, but .* has "
                                                      r"100\.0 MiB free \(and 256 MiB should stay "
                                                      "free\\)"):
-        download.check_members(data, tmp_path)
+        download.check_zip(data, tmp_path)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
