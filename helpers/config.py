@@ -182,7 +182,7 @@ class TrainConfig:
     decoder: str = "transposed"  # "transposed" (report A), "upsample", "report_b"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     channels_last: bool = True  # CPU (and MPS) only: CUDA GPUs run NCHW (system.device)
-    amp: bool = True  # autocast (bf16, else fp16) on GPU; ignored on CPU
+    amp: bool = True  # GPU autocast: bf16 from compute capability 8.0, else fp16; not on CPU
     cache_encoder_features: bool = True  # frozen encoder + no augmentation only
     compile: bool = False  # torch.compile what trains (opt-in: it costs compile time first)
     eval_batch_size: int = 64

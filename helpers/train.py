@@ -42,6 +42,7 @@ from helpers.system import distributed
 from helpers.system.atomic import remove_leftovers, write_text
 from helpers.system.device import (
     autocast,
+    autocast_dtype,
     describe_machine,
     resolve_device,
     reusing_freed_memory,
@@ -68,11 +69,12 @@ def make_optimizer(model: MobileNetV2UNet, config: TrainConfig) -> torch.optim.A
 
 
 def make_scaler(config: TrainConfig) -> torch.amp.GradScaler:
-    """The loss scaler of mixed precision: on for float16 autocast (GPUs without bfloat16),
-    otherwise a no-op. Its scale adapts during training and is saved with ``last.pt``."""
+    """The loss scaler of mixed precision: on for float16 autocast (GPUs without bfloat16
+    hardware), otherwise a no-op. Its scale adapts during training and is saved with
+    ``last.pt``."""
     device = resolve_device(config.device)
-    return torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and config.amp
-                                and not torch.cuda.is_bf16_supported())
+    return torch.amp.GradScaler(device.type,
+                                enabled=autocast_dtype(device, config.amp) == torch.float16)
 
 
 def learning_rate_factor(config: TrainConfig, epoch: int) -> float:
@@ -328,7 +330,7 @@ def _fit_locked(model: MobileNetV2UNet, train: SegmentationSet, val: Segmentatio
         write_text(out_dir / run_folder.DATA, json.dumps(fingerprint, indent=2))
         write_text(history_path, _history_csv(rows))
         if start <= config.epochs:
-            machine = describe_machine(resolve_device(config.device))
+            machine = describe_machine(resolve_device(config.device), config.amp)
             run_folder.record_machine(out_dir, start, machine)
 
     train_set, val_set = TensorSet(train), TensorSet(val)

@@ -49,7 +49,7 @@ from helpers.paths import ISIC2016_FOLDERS, REPO_ROOT, SYNTHETIC_ROOT, display_p
 from helpers.report.html import ReportInfo, export_html
 from helpers.report.notebooks import NOTEBOOKS, epoch_progress, execute, notebook_parameters
 from helpers.report.pdf import export_pdf
-from helpers.system.device import describe_cpu, resolve_device
+from helpers.system.device import describe_cpu, describe_precision, resolve_device
 from helpers.system.writable import output_folder
 
 #: Folders of the kit's own source that an output folder must neither be, hold nor lie in.
@@ -104,14 +104,16 @@ def kit_commit() -> str:
     return f"{commit} + local changes" if changed else commit
 
 
-def describe_device(name: str) -> str:
+def describe_device(name: str, amp: bool = True) -> str:
     """The device ``name`` resolves to, as the title block shows it: ``cpu: <processor>
-    (<kernels> kernels, <n> threads)`` on a CPU, ``cuda: <GPU model>`` on a CUDA GPU."""
+    (<kernels> kernels, <n> threads)`` on a CPU, ``cuda: <GPU model> (<precision>)`` on a CUDA
+    GPU (``amp``: autocast wanted)."""
     device = resolve_device(name)
     if device.type == "cpu":
         return f"cpu: {describe_cpu()}"
     if device.type == "cuda":
-        return f"{device}: {torch.cuda.get_device_name(device)}"
+        return (f"{device}: {torch.cuda.get_device_name(device)} "
+                f"({describe_precision(device, amp)})")
     return str(device)
 
 
@@ -125,7 +127,8 @@ def report_info(config: RunConfig) -> ReportInfo:
                       data=f"{describe(splits, config.data_root)}: {counts} at "
                            f"{config.image_size}x{config.image_size}",
                       date=datetime.date.today().isoformat(), commit=kit_commit(),
-                      torch=torch.__version__, device=describe_device(config.device))
+                      torch=torch.__version__,
+                      device=describe_device(config.device, config.fine_tuned.amp))
 
 
 def make_report(preset: str, data_root: str | Path | None = None,

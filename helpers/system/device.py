@@ -59,13 +59,34 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
             else torch.contiguous_format)
 
 
-def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManager:
-    """bfloat16 (else float16) autocast on a CUDA GPU; nothing on the CPU, where it does not
-    pay for this model."""
+#: The first CUDA compute capability that computes bfloat16 in hardware (Ampere, sm_80).
+BF16_CAPABILITY = (8, 0)
+
+
+def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast precision on ``device``: bfloat16 on a CUDA GPU that computes it natively
+    (compute capability 8.0 or newer), float16 on an older one (a T4, a V100; trained with a
+    loss scaler), None (float32) on the CPU, where autocast does not pay for this model, or
+    when ``enabled`` is false.
+
+    ``torch.cuda.is_bf16_supported()`` is not asked: it also says yes where bfloat16 is only
+    emulated, as on Colab's T4, which would then train slowly in emulated bfloat16."""
     if device.type != "cuda" or not enabled:
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+        return None
+    capability = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if capability >= BF16_CAPABILITY else torch.float16
+
+
+def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManager:
+    """Autocast at :func:`autocast_dtype`'s precision; nothing where that is float32."""
+    dtype = autocast_dtype(device, enabled)
+    return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+
+
+def describe_precision(device: torch.device, enabled: bool = True) -> str:
+    """The precision a run trains in, for its run folder and report."""
+    return {None: "float32", torch.bfloat16: "bfloat16 autocast",
+            torch.float16: "float16 autocast, loss scaling"}[autocast_dtype(device, enabled)]
 
 
 # glibc's malloc settings (mallopt's parameter numbers, from <malloc.h>).
@@ -159,11 +180,13 @@ def describe_cpu() -> str:
             f"{torch.get_num_threads()} threads)")
 
 
-def describe_machine(device: torch.device) -> dict[str, str]:
+def describe_machine(device: torch.device, amp: bool = True) -> dict[str, str]:
     """What computed a run on ``device``, for its run folder and report: the device (the CPU
-    model, kernels and threads; or the GPU's name) and the releases that decide the bits."""
+    model, kernels and threads; or the GPU's name), the precision (``amp``: autocast wanted)
+    and the releases that decide the bits."""
     if device.type == "cuda":
         name = f"cuda: {torch.cuda.get_device_name(device)}"
     else:
         name = f"{device.type}: {describe_cpu()}"
-    return {"device": name, "torch": torch.__version__, "pillow": PIL.__version__}
+    return {"device": name, "precision": describe_precision(device, amp),
+            "torch": torch.__version__, "pillow": PIL.__version__}

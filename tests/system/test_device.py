@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import train
+from helpers.config import TrainConfig
 from helpers.system import device
 from helpers.system.device import _glibc_mallopt, autocast, resolve_device, reusing_freed_memory
 
@@ -94,3 +96,38 @@ def test_freed_memory_is_left_alone_off_the_cpu_when_asked_or_without_glibc(monk
     monkeypatch.setattr(device, "_glibc_mallopt", lambda: None)
     with reusing_freed_memory(torch.device("cpu")) as kept:
         assert not kept
+
+
+@pytest.mark.parametrize(("capability", "dtype", "described"), [
+    ((7, 5), torch.float16, "float16 autocast, loss scaling"),  # a T4 (Colab's free GPU)
+    ((7, 0), torch.float16, "float16 autocast, loss scaling"),  # a V100
+    ((8, 0), torch.bfloat16, "bfloat16 autocast"),  # an A100
+    ((9, 0), torch.bfloat16, "bfloat16 autocast"),  # an H100
+])
+def test_bfloat16_only_where_the_gpu_computes_it_natively(capability, dtype, described,
+                                                          monkeypatch) -> None:
+    # torch.cuda.is_bf16_supported() says True on a T4 (emulated): the capability decides
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    gpu = torch.device("cuda")
+    assert device.autocast_dtype(gpu) == dtype
+    assert device.describe_precision(gpu) == described
+    assert device.autocast_dtype(gpu, enabled=False) is None
+
+
+def test_the_scaler_is_on_exactly_for_float16(monkeypatch) -> None:
+    config = TrainConfig(epochs=1, batch_size=2, freeze_encoder=True, decoder_lr=1e-2)
+    made = []
+    monkeypatch.setattr(train, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(train.torch.amp, "GradScaler",
+                        lambda kind, enabled: made.append((kind, enabled)))
+    for capability, on in [((7, 5), True), ((8, 6), False)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        train.make_scaler(config)
+        assert made[-1] == ("cuda", on)
+
+
+def test_the_cpu_trains_in_float32_and_its_record_says_so() -> None:
+    cpu = torch.device("cpu")
+    assert device.autocast_dtype(cpu) is None
+    assert device.describe_machine(cpu)["precision"] == "float32"
