@@ -274,9 +274,11 @@ def test_the_title_block_names_the_gpu(synthetic_root: Path, monkeypatch) -> Non
     monkeypatch.setattr(make, "resolve_device", lambda name: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "get_device_name",
                         lambda device=None: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     info = make.report_info(load_config("smoke", data_root=synthetic_root))
-    assert info.device == "cuda: NVIDIA H100 80GB HBM3"
-    assert "<dt>Device</dt><dd>cuda: NVIDIA H100 80GB HBM3</dd>" in report_document(info, "", [])
+    assert info.device == "cuda: NVIDIA H100 80GB HBM3 (bfloat16 autocast)"
+    assert ("<dt>Device</dt><dd>cuda: NVIDIA H100 80GB HBM3 (bfloat16 autocast)</dd>"
+            in report_document(info, "", []))
 
 
 def test_the_report_says_why_the_pdf_was_skipped_without_weasyprint(tmp_path: Path,
