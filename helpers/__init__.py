@@ -7,7 +7,8 @@ Settings and the machine
 - ``errors``      ``LesionkitError`` and every error the kit raises on purpose
 - ``paths``       repository paths; paths shown without the machine's folders; folder names
 - ``system``      the machine: ``atomic`` (crash-safe writes; a full disk named),
-                  ``writable`` (output paths checked before work), ``cache`` (the decode cache),
+                  ``writable`` (output paths checked before work), ``settings_file`` (a
+                  preset's YAML, read bounded), ``cache`` (the decode cache),
                   ``cache_migration`` (removing caches in superseded formats),
                   ``device`` (device, autocast, the CPU's description), ``kernels`` (the
                   AVX2 cap), ``distributed`` (torchrun), ``weights`` (verified ImageNet
