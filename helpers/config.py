@@ -77,7 +77,7 @@ def _whole(low: int, high: int) -> Check:
 
 def _number(test: Callable[[float], bool]) -> Check:
     return lambda v: (isinstance(v, int | float) and not isinstance(v, bool)
-                      and math.isfinite(v) and test(v))
+                      and (isinstance(v, int) or math.isfinite(v)) and test(v))
 
 
 def _flag(v: Any) -> bool:
@@ -141,7 +141,7 @@ RULES: dict[str, tuple[Check, str]] = {
 
 def _cost(key: str, value: Any) -> str:
     """What an out-of-range value would have asked for, where that helps to see why."""
-    if key == "image_size" and isinstance(value, int) and value > MAX_IMAGE_SIZE:
+    if key == "image_size" and isinstance(value, int) and MAX_IMAGE_SIZE < value < 10**7:
         per_image = 4 * value**2 / 2**30  # 3 colour bytes and 1 mask byte a pixel
         return (f" (at {value}x{value} one decoded image with its mask alone takes "
                 f"{per_image:,.2f} GiB)")

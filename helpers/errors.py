@@ -16,7 +16,18 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
-_SHORT = reprlib.Repr()
+
+class _Short(reprlib.Repr):
+    """reprlib's short repr; a whole number too long to print is given by its size (Python
+    refuses to print one of over 4300 digits)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:
+            return f"<a whole number of {x.bit_length():,} bits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _Short()
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlist = _SHORT.maxdict = 6
 _SHORT.maxlevel = 2

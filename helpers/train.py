@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from helpers.batches import TensorSet, augment, batch_indices, scale_augment
 from helpers.config import TrainConfig
 from helpers.data import SegmentationSet
-from helpers.errors import LesionkitError, NonFiniteLossError, RunFolderError, UsageError
+from helpers.errors import NonFiniteLossError, RunFolderError, UsageError
 from helpers.metrics import per_image_scores
 from helpers.model import MobileNetV2UNet
 from helpers.paths import public_path
@@ -240,21 +240,21 @@ def fit(model: MobileNetV2UNet, train: SegmentationSet, val: SegmentationSet,
     _check_model_fits(model, config)
     rank = distributed.start(resolve_device(config.device))
     check_batch_for_processes(rank, config.batch_size, len(train))
-    fingerprint = run_folder.data_fingerprint(train, val, model.pretrained,
-                                        _common_folder(train.image_paths))
     with ExitStack() as stack:
         stack.enter_context(reusing_freed_memory(resolve_device(config.device)))  # same results
-        problem = None
-        if rank.is_main:  # the main process owns the folder: lock, and clear on request
-            try:
-                output_folder(out_dir, what="run folder").mkdir(parents=True, exist_ok=True)
-                stack.enter_context(run_folder.locked(out_dir))
-                if fresh:
-                    run_folder.clear(out_dir)
-                remove_leftovers(out_dir)  # temporary files of a writer that was killed
-            except (OSError, LesionkitError) as error:
-                problem = error
+
+        def take_the_folder() -> None:  # the main process owns it: lock, clear on request
+            output_folder(out_dir, what="run folder").mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_folder.locked(out_dir))
+            if fresh:
+                run_folder.clear(out_dir)
+            remove_leftovers(out_dir)  # temporary files of a writer that was killed
+
+        # whatever stops the main process here stops the others too: none waits for it
+        _, problem = distributed.attempt(take_the_folder) if rank.is_main else (None, None)
         distributed.raise_everywhere(rank, problem)
+        fingerprint = run_folder.data_fingerprint(train, val, model.pretrained,
+                                                  _common_folder(train.image_paths))
         history = _fit_locked(model, train, val, config, out_dir, resume, fingerprint, progress,
                               rank)
     return history

@@ -64,7 +64,9 @@ def write_zoomed_folder(images_dir: str | Path, masks_dir: str | Path, out_dir: 
     """Zoomed-out copies, at original size, of every image in ``images_dir`` and its mask
     (``<id><mask_suffix>.png`` in ``masks_dir``), written to ``out_dir/images`` and
     ``out_dir/masks`` under the same names. Returns how many pairs were written."""
-    out_dir = output_folder(out_dir, inputs=[images_dir, masks_dir])
+    out_dir = Path(out_dir)
+    for written in (out_dir, out_dir / "images", out_dir / "masks"):
+        output_folder(written, inputs=[images_dir, masks_dir])
     images, masks_dir = find_images(Path(images_dir)), Path(masks_dir)
     for sample_id, image_path in tqdm(images.items(), desc=f"Zooming out x{factor}",
                                       disable=not progress):

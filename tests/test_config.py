@@ -257,6 +257,25 @@ def test_values_nested_thousands_deep_are_refused_naming_the_key(tmp_path: Path,
         assert "under 'title.[0]" in str(refused.value)
 
 
+@pytest.mark.parametrize("text", [
+    "seed: 0x" + "f" * 5000 + "\n", "image_size: 1" + "0" * 400 + "\n",
+    "seed: 1" + "0" * 5000 + "\n", "val_fraction: 1" + "0" * 400 + "\n"])
+def test_whole_numbers_too_long_to_print_are_refused_in_one_short_line(tmp_path: Path,
+                                                                       text: str) -> None:
+    preset = write(tmp_path / "long.yaml", text)
+    with pytest.raises(ConfigError, match=r"long\.yaml") as refused:
+        load_config(preset)
+    assert len(str(refused.value)) < 400 and "\n" not in str(refused.value)
+
+
+def test_more_merge_keys_than_a_preset_needs_are_refused(tmp_path: Path) -> None:
+    chain = "a0: &a0 {x0: 0}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}, x{i}: 0}}\n"
+                                           for i in range(1, 30))
+    preset = write(tmp_path / "chain.yaml", chain)
+    with pytest.raises(ConfigError, match=r"found more than 16 merge keys"):
+        load_config(preset)
+
+
 def test_a_preset_larger_than_a_preset_can_be_is_refused_unread(tmp_path: Path) -> None:
     preset = write(tmp_path / "huge.yaml", "# " + "x" * (300 * 1024) + "\ntitle: Huge\n")
     with pytest.raises(ConfigError, match=r"huge\.yaml is 307,\d{3} bytes: a preset is a few "

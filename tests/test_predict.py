@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from helpers import predict
 from helpers.commands import predict as predict_command
@@ -133,3 +133,6 @@ def test_the_outline_is_the_mask_less_its_erosion_by_a_square(width: int) -> Non
         eroded = np.array([[padded[y:y + k, x:x + k].all() for x in range(breadth)]
                            for y in range(height)]).reshape(mask.shape)
         np.testing.assert_array_equal(predict.outline(mask, width), (mask > 0) & ~eroded)
+        # the same pixels as PIL's minimum filter, which it replaces
+        pil = np.asarray(Image.fromarray(mask).filter(ImageFilter.MinFilter(k))) == 0
+        np.testing.assert_array_equal(predict.outline(mask, width), (mask > 0) & pil)

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import sys
 import time
 import urllib.error
@@ -32,6 +33,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
@@ -83,10 +85,13 @@ class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
         target = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
-        if target.hostname != urllib.parse.urlsplit(req.full_url).hostname:
-            raise DownloadError(f"{req.full_url}: the server redirects to another host "
-                                f"({shown(target.geturl())}); the kit does not follow it. "
-                                "Download the zips by hand (see --help).")
+        source = urllib.parse.urlsplit(req.full_url)
+        if (target.scheme, target.hostname, target.port) != \
+                (source.scheme, source.hostname, source.port):
+            fp.close()
+            raise DownloadError(f"{req.full_url}: the server redirects to another host or "
+                                f"scheme ({shown(target.geturl())}); the kit does not follow "
+                                "it. Download the zips by hand (see --help).")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -125,10 +130,17 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60,
             if expected is not None and total is not None and total != expected:
                 raise DownloadError(f"{url}: the server offers {total} bytes, "
                                     f"expected {expected}")
+            free = shutil.disk_usage(part.parent).free
+            if total is not None and total - done + FREE_SPACE_MARGIN > free:
+                raise DownloadError(f"{url} is {total / 2**20:,.1f} MiB, but {part.parent} "
+                                    f"has {free / 2**20:,.1f} MiB free (and "
+                                    f"{FREE_SPACE_MARGIN / 2**20:.0f} MiB should stay free); "
+                                    "free some space and run again")
             with open(part, "ab" if done else "wb") as out, tqdm(
                     total=total, initial=done, unit="B", unit_scale=True,
                     desc=target.name) as bar:
-                _receive(url, response, out, bar, done, total, (min_rate, window, deadline))
+                _receive(url, response, out, bar, done, total, (min_rate, window, deadline),
+                         part)
             expected = total if expected is None else expected
     size = part.stat().st_size
     if expected is not None and size != expected:
@@ -139,11 +151,13 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60,
     return target
 
 
-def _receive(url: str, response: http.client.HTTPResponse, out: object, bar: tqdm,
-             done: int, total: int | None, bounds: tuple[float, float, float]) -> int:
-    """Copy ``response`` to ``out`` (which holds ``done`` bytes already); return the bytes
-    there at the end. A broken connection, a rate under the minimum over a window, or the
-    deadline raise :class:`DownloadError` saying how many bytes are kept."""
+def _receive(url: str, response: http.client.HTTPResponse, out: BinaryIO, bar: tqdm,
+             done: int, total: int | None, bounds: tuple[float, float, float],
+             part: Path) -> int:
+    """Copy ``response`` to ``out`` (``part``, which holds ``done`` bytes already); return
+    the bytes there at the end. A broken connection, a rate under the minimum over a window,
+    the deadline or a full disk raise :class:`DownloadError` saying how many bytes are
+    kept."""
     min_rate, window, deadline = bounds
     arrived = done
     started = window_start = time.monotonic()
@@ -156,7 +170,10 @@ def _receive(url: str, response: http.client.HTTPResponse, out: object, bar: tqd
 
     try:
         while chunk := response.read1(CHUNK):  # whatever has come, not a full CHUNK
-            out.write(chunk)
+            try:
+                out.write(chunk)
+            except OSError as error:  # the disk, not the network
+                raise stop(f"cannot write {part} ({error.strerror})") from error
             arrived += len(chunk)
             bar.update(len(chunk))
             now = time.monotonic()
@@ -180,10 +197,37 @@ def _range_total(headers) -> int | None:
     return int(found[1]) if found else None
 
 
+def declared_members(path: Path) -> int | None:
+    """How many members the zip's end record declares (the zip64 record's count where the
+    plain one is full), read from the file's end before zipfile lists them all; None if no
+    end record is found (zipfile then says what is wrong)."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail_start = max(0, size - (1 << 16) - 22)  # the record and its longest comment
+        handle.seek(tail_start)
+        tail = handle.read()
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) < end + 22:
+        return None
+    count = struct.unpack_from("<H", tail, end + 10)[0]
+    locator = end - 20  # the zip64 end record's locator sits just before the end record
+    if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        with open(path, "rb") as handle:
+            handle.seek(struct.unpack_from("<Q", tail, locator + 8)[0])
+            record = handle.read(56)
+        if record[:4] == b"PK\x06\x06" and len(record) == 56:
+            count = struct.unpack_from("<Q", record, 32)[0]
+    return count
+
+
 def check_zip(path: Path, target: Path, unpacked: int | None = None) -> None:
     """Raise :class:`DownloadError` naming ``path`` when it is not an intact zip, or would
     unpack to too much (:func:`_check_sizes`, before anything is decompressed)."""
     try:
+        declared = declared_members(path)
+        if declared is not None and declared > MAX_MEMBERS:  # before zipfile lists them all
+            raise DownloadError(f"{path} has {declared:,} members, more than the "
+                                f"{MAX_MEMBERS:,} a data zip has; nothing was unpacked")
         with zipfile.ZipFile(path) as archive:
             _check_sizes(path, archive.infolist(), target, unpacked)
             broken = archive.testzip()
@@ -239,12 +283,15 @@ def safe_extract(path: Path, target: Path) -> None:
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            # one flush to the disk at the end rather than one a file: the zip's .done
-            # marker is written after it, and without the marker the zip is unpacked again
-            with archive.open(member) as source, atomic_path(destination, durable=False) \
-                    as tmp, open(tmp, "wb") as out:
+            # one flush to the disk at the end rather than one a file where the system has
+            # os.sync: the zip's .done marker is written after it, and without the marker
+            # the zip is unpacked again
+            with archive.open(member) as source, \
+                    atomic_path(destination, durable=not hasattr(os, "sync")) as tmp, \
+                    open(tmp, "wb") as out:
                 shutil.copyfileobj(source, out, CHUNK)
-    os.sync()
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def check_pairs(root: Path) -> dict[str, int]:

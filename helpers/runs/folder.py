@@ -108,7 +108,7 @@ def read_json(path: Path, advice: str | None = None) -> dict:
             raise RunFolderError(f"{path} is {size:,} bytes, not a record the kit wrote. "
                                  + advice)
         value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # JSON and Unicode errors too
         raise RunFolderError(f"{path} cannot be read ({error}). {advice}") from error
     if not isinstance(value, dict):
         raise RunFolderError(f"{path} does not hold a mapping. {advice}")

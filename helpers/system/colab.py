@@ -48,14 +48,27 @@ def requirements_for_colab(text: str) -> list[str]:
     return wanted
 
 
+#: A PEP 440 version as pip reads it (Debian's "1.1build1" is not one: pip refuses it).
+_VERSION = re.compile(r"v?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?",
+                      re.IGNORECASE)
+
+
 def installed_versions() -> dict[str, str]:
-    """Every distribution installed in this Python, by normalised name."""
-    versions = {}
-    for distribution in importlib.metadata.distributions():
+    """Every distribution installed in this Python, by normalised name: the copy Python
+    imports where there are several (the first on ``sys.path``)."""
+    versions: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():  # in sys.path order
         name = distribution.metadata["Name"]
         if name:
-            versions[_name(name)] = distribution.version
+            versions.setdefault(_name(name), distribution.version or "")
     return versions
+
+
+def constraints(installed: dict[str, str]) -> str:
+    """The installed versions as pip constraints (``name==version``), leaving out versions
+    pip cannot read (such a package is still installed, so it is not asked for)."""
+    return "".join(f"{name}=={version}\n" for name, version in sorted(installed.items())
+                   if _VERSION.fullmatch(version))
 
 
 def missing(requirements: list[str], installed: dict[str, str]) -> list[str]:
@@ -83,8 +96,7 @@ def install_requirements() -> list[str]:
     print("Installing what Colab lacks (its own packages are kept at their versions):",
           ", ".join(wanted))
     with tempfile.TemporaryDirectory() as folder:
-        constraints = Path(folder) / "installed.txt"
-        constraints.write_text("".join(f"{name}=={version}\n"
-                                       for name, version in sorted(installed.items())))
-        subprocess.run(pip_command(wanted, constraints), check=True)
+        pinned = Path(folder) / "installed.txt"
+        pinned.write_text(constraints(installed))
+        subprocess.run(pip_command(wanted, pinned), check=True)
     return wanted

@@ -22,6 +22,7 @@ from helpers.paths import display_path
 #: A preset is a few kilobytes, two levels deep (a block of settings, a list of image ids).
 MAX_PRESET_BYTES = 256 * 1024
 MAX_NESTING = 6
+MAX_MERGES = 16  # merge keys in one file: a chain of merges copies each block again
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -32,13 +33,15 @@ class _Loader(yaml.SafeLoader):
 
     It is also bounded: a value nested deeper than ``MAX_NESTING`` levels is refused (deep
     nesting would exhaust Python's recursion), and an alias (``*name``) may stand only as a
-    merge key's value (``<<: *name``), once a mapping, so the document that is read can never
-    be much larger than the file (nested aliases can stand for billions of values).
+    merge key's value (``<<: *name``), once a mapping and at most ``MAX_MERGES`` times a file,
+    so the document that is read can never be much larger than the file (nested aliases can
+    stand for billions of values, and a long chain of merges for millions).
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._path: list[str | None] = []  # the keys down to the node being read
+        self._merges = 0
 
     def _refuse(self, problem: str, mark: yaml.Mark) -> None:
         where = ".".join(key for key in self._path if key) or "the top level"
@@ -46,10 +49,13 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) and not (
-                isinstance(index, yaml.ScalarNode) and index.tag == _MERGE):
-            self._refuse(f"found the alias *{shown(event.anchor)[1:-1]}: a preset may reuse a "
-                         "block only as a merge key (<<: *name)", event.start_mark)
+        if isinstance(event, yaml.AliasEvent):
+            if not (isinstance(index, yaml.ScalarNode) and index.tag == _MERGE):
+                self._refuse(f"found the alias *{shown(event.anchor)[1:-1]}: a preset may "
+                             "reuse a block only as a merge key (<<: *name)", event.start_mark)
+            self._merges += 1
+            if self._merges > MAX_MERGES:
+                self._refuse(f"found more than {MAX_MERGES} merge keys", event.start_mark)
         if len(self._path) >= MAX_NESTING:
             self._refuse(f"found values nested deeper than {MAX_NESTING} levels",
                          event.start_mark)
@@ -105,9 +111,12 @@ def read_settings(path: Path) -> dict:
         raise ConfigError(f"{display_path(path)} is {size:,} bytes: a preset is a few kilobytes "
                           f"of settings (at most {MAX_PRESET_BYTES:,} bytes)")
     try:
-        values = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except UnicodeDecodeError as error:
         raise ConfigError(f"{display_path(path)} is not UTF-8 text ({error})") from error
+    except ValueError as error:  # e.g. a whole number of over 4300 digits, a 13th month
+        raise ConfigError(f"{display_path(path)} holds a value that cannot be read: "
+                          f"{str(error).split(';')[0][:200]}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{display_path(path)} is not valid YAML: {_one_line(error)}"
                           ) from error

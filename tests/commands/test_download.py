@@ -279,7 +279,7 @@ def _redirect_to(location: str):
 
 def test_a_redirect_to_another_host_is_not_followed(tmp_path) -> None:
     with _serving(_redirect_to("http://localhost:{port}/moved/data.zip")) as url, \
-            pytest.raises(download.DownloadError, match=r"redirects to another host "
+            pytest.raises(download.DownloadError, match=r"redirects to another host or scheme "
                                                         r"\('http://localhost:\d+/moved/data"
                                                         r"\.zip'\); the kit does not follow it"):
         download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5)
@@ -322,3 +322,50 @@ def test_a_download_past_its_deadline_stops(tmp_path) -> None:
             download.DownloadError, match=r"the download took longer than 1 s; \d+ of 1,000"):
         download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5,
                        min_rate=1, window=100, deadline=1)
+
+
+def test_a_full_disk_while_downloading_is_not_called_a_broken_connection(tmp_path,
+                                                                         monkeypatch) -> None:
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "4")
+        handler.end_headers()
+        handler.wfile.write(b"data")
+
+    real_open = open
+
+    class Full:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.handle.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(download, "open", lambda *a, **k: Full(real_open(*a, **k)),
+                        raising=False)
+    with _serving(answer) as url, pytest.raises(
+            download.DownloadError, match=r"cannot write .*data\.zip\.part \(No space left on "
+                                          r"device\); 0 of 4 bytes have arrived"):
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5)
+
+
+def test_a_redirect_to_another_port_is_not_followed(tmp_path) -> None:
+    with _serving(_redirect_to("http://127.0.0.1:9/moved/data.zip")) as url, \
+            pytest.raises(download.DownloadError, match="redirects to another host or scheme"):
+        download.fetch(f"{url}/data.zip", tmp_path / "data.zip", None, timeout=5)
+
+
+def test_the_member_count_is_read_from_the_zips_end_before_zipfile_lists_them(
+        tmp_path, monkeypatch) -> None:
+    many = _zip_with(tmp_path / "many.zip", {f"d/{i}.txt": b"" for i in range(70_000)})
+    assert download.declared_members(many) == 70_000  # past 65,535: the zip64 record
+    monkeypatch.setattr(download.zipfile, "ZipFile", lambda *a, **k: pytest.fail(
+        "zipfile listed the members before the count was checked"))
+    with pytest.raises(download.DownloadError, match=r"many\.zip has 70,000 members"):
+        download.check_zip(many, tmp_path)

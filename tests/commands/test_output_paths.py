@@ -74,3 +74,16 @@ def test_an_onnx_file_that_is_a_folder_is_refused_before_the_model_is_loaded(
     monkeypatch.setattr(export, "load_scored_run", _work_not_done)
     assert export.main(["--run", "run", "--out", str(tmp_path)]) == 1
     assert "is a folder; give a file name, such as" in capsys.readouterr().err
+
+
+def test_zoomed_copies_cannot_land_on_the_originals(synthetic_root: Path, tmp_path: Path,
+                                                    monkeypatch, capsys) -> None:
+    # zoomout writes OUT/images and OUT/masks: with the inputs named so, OUT is their parent
+    data = tmp_path / "data"
+    for kind in ("images", "masks"):
+        (data / kind).mkdir(parents=True)
+    monkeypatch.setattr("helpers.zoomout.find_images", _work_not_done)
+    assert zoomout_command.main(["--images", str(data / "images"), "--masks",
+                                 str(data / "masks"), "--out", str(data), "--factor",
+                                 "0.5"]) == 1
+    assert "is the input folder" in capsys.readouterr().err

@@ -144,6 +144,7 @@ def test_broken_config_json_is_named(splits, tmp_path: Path) -> None:
     ("data.json", '{"image_size": 1048576}', r"data\.json: image_size must be a multiple of 32 "
                                              r"from 32 to 1024 .* 4,096\.00 GiB"),
     ("config.json", "[" * 100_000 + "]" * 100_000, r"config\.json cannot be read"),
+    ("config.json", '{"seed": 1' + "0" * 5000 + "}", r"config\.json cannot be read"),
     ("data.json", " " * (2 * 1024 * 1024) + "{}", r"data\.json is 2,097,154 bytes, not a record "
                                                    "the kit wrote"),
 ])

@@ -79,3 +79,9 @@ def test_names_are_compared_normalised() -> None:
 def test_the_installed_versions_are_this_pythons() -> None:
     versions = colab.installed_versions()
     assert versions["torch"].startswith("2.") and "pyyaml" in versions
+
+
+def test_versions_pip_cannot_read_are_not_pinned_but_count_as_installed() -> None:
+    installed = {"numpy": "2.1.3", "python-apt": "2.4.0+ubuntu4", "distro-info": "1.1build1"}
+    assert colab.constraints(installed) == "numpy==2.1.3\npython-apt==2.4.0+ubuntu4\n"
+    assert colab.missing(["distro-info>=1"], installed) == []
