@@ -130,12 +130,8 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60,
             if expected is not None and total is not None and total != expected:
                 raise DownloadError(f"{url}: the server offers {total} bytes, "
                                     f"expected {expected}")
-            free = shutil.disk_usage(part.parent).free
-            if total is not None and total - done + FREE_SPACE_MARGIN > free:
-                raise DownloadError(f"{url} is {total / 2**20:,.1f} MiB, but {part.parent} "
-                                    f"has {free / 2**20:,.1f} MiB free (and "
-                                    f"{FREE_SPACE_MARGIN / 2**20:.0f} MiB should stay free); "
-                                    "free some space and run again")
+            if total is not None:
+                _check_free_space(f"{url} needs", total - done, part.parent)
             with open(part, "ab" if done else "wb") as out, tqdm(
                     total=total, initial=done, unit="B", unit_scale=True,
                     desc=target.name) as bar:
@@ -153,9 +149,9 @@ def fetch(url: str, target: Path, expected: int | None, timeout: float = 60,
 
 def _receive(url: str, response: http.client.HTTPResponse, out: BinaryIO, bar: tqdm,
              done: int, total: int | None, bounds: tuple[float, float, float],
-             part: Path) -> int:
-    """Copy ``response`` to ``out`` (``part``, which holds ``done`` bytes already); return
-    the bytes there at the end. A broken connection, a rate under the minimum over a window,
+             part: Path) -> None:
+    """Copy ``response`` to ``out`` (``part``, which holds ``done`` bytes already). A broken
+    connection, a rate under the minimum over a window,
     the deadline or a full disk raise :class:`DownloadError` saying how many bytes are
     kept."""
     min_rate, window, deadline = bounds
@@ -163,7 +159,7 @@ def _receive(url: str, response: http.client.HTTPResponse, out: BinaryIO, bar: t
     started = window_start = time.monotonic()
     window_bytes = arrived
 
-    def stop(why: str, error: BaseException | None = None) -> DownloadError:
+    def stop(why: str) -> DownloadError:
         of = f" of {total:,}" if total is not None else ""
         return DownloadError(f"{url}: {why}; {arrived:,}{of} bytes have arrived and are kept. "
                              "Run the command again to continue.")
@@ -188,7 +184,6 @@ def _receive(url: str, response: http.client.HTTPResponse, out: BinaryIO, bar: t
     except (OSError, http.client.HTTPException) as error:
         raise stop(f"the connection broke ({type(error).__name__}: {shown(str(error))})"
                    ) from error
-    return arrived
 
 
 def _range_total(headers) -> int | None:
@@ -224,10 +219,7 @@ def check_zip(path: Path, target: Path, unpacked: int | None = None) -> None:
     """Raise :class:`DownloadError` naming ``path`` when it is not an intact zip, or would
     unpack to too much (:func:`_check_sizes`, before anything is decompressed)."""
     try:
-        declared = declared_members(path)
-        if declared is not None and declared > MAX_MEMBERS:  # before zipfile lists them all
-            raise DownloadError(f"{path} has {declared:,} members, more than the "
-                                f"{MAX_MEMBERS:,} a data zip has; nothing was unpacked")
+        _check_member_count(path, declared_members(path))  # before zipfile lists them all
         with zipfile.ZipFile(path) as archive:
             _check_sizes(path, archive.infolist(), target, unpacked)
             broken = archive.testzip()
@@ -239,14 +231,18 @@ def check_zip(path: Path, target: Path, unpacked: int | None = None) -> None:
                             "it and run the command again")
 
 
+def _check_member_count(path: Path, count: int | None) -> None:
+    if count is not None and count > MAX_MEMBERS:
+        raise DownloadError(f"{path} has {count:,} members, more than the {MAX_MEMBERS:,} a "
+                            "data zip has; nothing was unpacked")
+
+
 def _check_sizes(path: Path, members: list[zipfile.ZipInfo], target: Path,
                  unpacked: int | None) -> None:
     """Refuse more than ``MAX_MEMBERS`` members, or members that unpack to other than
     ``unpacked`` bytes (when known), to more than ``MAX_EXPANSION`` times the zip, or to more
     than ``target``'s disk has free."""
-    if len(members) > MAX_MEMBERS:
-        raise DownloadError(f"{path} has {len(members):,} members, more than the "
-                            f"{MAX_MEMBERS:,} a data zip has; nothing was unpacked")
+    _check_member_count(path, len(members))  # the list itself, if the end record lied
     total, size = sum(member.file_size for member in members), path.stat().st_size
     if unpacked is not None and total != unpacked:
         raise DownloadError(f"{path} unpacks to {total:,} bytes, not the {unpacked:,} "
@@ -255,9 +251,15 @@ def _check_sizes(path: Path, members: list[zipfile.ZipInfo], target: Path,
         raise DownloadError(f"{path} would unpack to {total:,} bytes, {total / size:,.0f} "
                             f"times its own size (at most {MAX_EXPANSION} allowed: images "
                             "do not compress that well); nothing was unpacked")
-    free = shutil.disk_usage(target).free
-    if total + FREE_SPACE_MARGIN > free:
-        raise DownloadError(f"{path} unpacks to {total / 2**20:,.1f} MiB, but {target} has "
+    _check_free_space(f"{path} unpacks to", total, target)
+
+
+def _check_free_space(what: str, needed: int, folder: Path) -> None:
+    """Refuse to write ``needed`` bytes into ``folder`` unless ``FREE_SPACE_MARGIN`` stays
+    free; ``what`` begins the message ("<file> is", "<zip> unpacks to")."""
+    free = shutil.disk_usage(folder).free
+    if needed + FREE_SPACE_MARGIN > free:
+        raise DownloadError(f"{what} {needed / 2**20:,.1f} MiB, but {folder} has "
                             f"{free / 2**20:,.1f} MiB free (and {FREE_SPACE_MARGIN / 2**20:.0f}"
                             " MiB should stay free); free some space and run again")
 

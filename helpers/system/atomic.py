@@ -37,30 +37,26 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     the caller flushes at once (``os.sync``) before recording that they are complete.
     """
     path = Path(path)
-    try:
+    try:  # a full disk, wherever it shows (the temporary file, the writer, the flush)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=f".{path.stem}.",
                                         suffix=TEMPORARY_MARK + path.suffix, dir=path.parent)
+        os.close(handle)
+        tmp = Path(name)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
+        try:
+            yield tmp
+            if durable:
+                _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
+            os.replace(tmp, path)
+            if durable:
+                _flush_to_disk(path.parent)  # the rename itself
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as error:
         if error.errno in NO_SPACE:
             raise _disk_full(path, error) from error
         raise
-    os.close(handle)
-    tmp = Path(name)
-    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())  # not 0600
-    try:
-        yield tmp
-        if durable:
-            _flush_to_disk(tmp)  # else a power cut may leave the renamed file empty
-        os.replace(tmp, path)
-        if durable:
-            _flush_to_disk(path.parent)  # the rename itself
-    except OSError as error:
-        if error.errno in NO_SPACE:
-            raise _disk_full(path, error) from error
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _disk_full(path: Path, error: OSError) -> DiskFullError:

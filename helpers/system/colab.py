@@ -77,9 +77,9 @@ def missing(requirements: list[str], installed: dict[str, str]) -> list[str]:
     return [r for r in requirements if _name(r) not in installed]
 
 
-def pip_command(wanted: list[str], constraints: Path) -> list[str]:
-    """pip installing ``wanted`` with ``constraints`` pinning what is installed."""
-    return [sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints), *wanted]
+def pip_command(wanted: list[str], pinned: Path) -> list[str]:
+    """pip installing ``wanted`` with the constraints file ``pinned`` (what is installed)."""
+    return [sys.executable, "-m", "pip", "install", "-q", "-c", str(pinned), *wanted]
 
 
 def install_requirements() -> list[str]:
