@@ -33,16 +33,23 @@ def _table(header: list[str], rows: list[list[str]], right: int = 1) -> list[str
 
 
 def machine(results: dict, section: str | None = None) -> str:
-    """The line under a table: the CPU (``cpu_model`` where the JSON has it, else its
-    ``processor``), threads and torch the JSON records, and when the section was last measured
-    (``measured_again``; nothing for the first run's sections, which carry no date)."""
-    cpu = results.get("cpu_model") or f"{results.get('processor', 'unknown')} CPU (model " \
-        "not recorded)"
+    """The line under a table: the machine the section was measured on (its own ``machine``
+    record, else the top-level one, which the per-epoch rows' run wrote): the CPU's model name
+    and kind (or only its ``processor`` in results from before they were recorded), threads
+    and torch, and when the section was last measured (``measured_again``; nothing for the
+    first run's sections, which carry no date)."""
+    record = results.get(section, {}).get("machine") if isinstance(results.get(section), dict) \
+        else None
+    record = record or results
+    if record.get("cpu_model"):
+        cpu = record["cpu_model"] + (f" ({record['cpu']})" if record.get("cpu") else "")
+    else:
+        cpu = f"{record.get('processor') or 'unknown'} CPU (model not recorded)"
     when = [entry["at"].split()[0] for entry in results.get("measured_again", [])
             if section in entry.get("sections", [])]
     measured = f"; measured {when[-1]}" if when else ""
-    return (f"_Machine: {cpu}, {results.get('threads', '?')} threads, torch "
-            f"{results.get('torch', '?')}{measured}._")
+    return (f"_Machine: {cpu}, {record.get('threads') or '?'} threads, torch "
+            f"{record.get('torch') or '?'}{measured}._")
 
 
 def _machine_after(lines: list[str], results: dict, section: str) -> list[str]:
@@ -50,49 +57,70 @@ def _machine_after(lines: list[str], results: dict, section: str) -> list[str]:
 
 
 def kernels_note(rows: list[dict]) -> str:
-    """``; CPU kernels: the kit's AVX2, the others' AVX512`` from the rows' ``cpu_kernels``
-    (empty for results measured before the benchmark recorded them)."""
+    """``; CPU kernels: AVX512 for all but the capped kit's AVX2`` from the rows'
+    ``cpu_kernels`` (empty for results measured before the benchmark recorded them)."""
     used = [row["cpu_kernels"] for row in rows if "cpu_kernels" in row]
     if not used:
         return ""
-    kit = {row.get("kit") for row in used}
-    others = {kernels for row in used for name, kernels in row.items() if name not in
-              ("kit", "compute")}
-    if kit == others:
-        return f"; CPU kernels: {', '.join(sorted(kit))} for all"
-    return (f"; CPU kernels: the kit's {', '.join(sorted(kit))} (its cap), the others' "
-            f"{', '.join(sorted(others))} (the CPU's own)")
+    capped = {row["kit_avx2"] for row in used if "kit_avx2" in row}
+    others = {kernels for row in used for name, kernels in row.items() if name != "kit_avx2"}
+    if not capped:  # results from when the kit shipped capped: its kernels and the others'
+        kit = {row.get("kit") for row in used}
+        rest = {k for row in used for name, k in row.items() if name not in ("kit", "compute")}
+        return (f"; CPU kernels: the kit's {', '.join(sorted(kit))} (capped), the others' "
+                f"{', '.join(sorted(rest))}")
+    if capped == others:
+        return f"; CPU kernels: {', '.join(sorted(others))} for all"
+    return (f"; CPU kernels: {', '.join(sorted(others))} for all but the capped kit's "
+            f"{', '.join(sorted(capped))}")
+
+
+def _capped(row: dict, key: str, form: str) -> list[str]:
+    """The capped kit's column, where the row has it."""
+    return [format(row[key], form) + ("×" if key == "cap_costs" else "")] if key in row else []
 
 
 def contenders(results: dict) -> list[str]:
-    rows = [[str(r["size"]), r["mode"], f"{r['kit_img_s']:.1f}", f"{r['reference_img_s']:.1f}",
-             f"{r['smp_img_s']:.1f}", f"{r['kit_vs_reference']:.2f}×", f"{r['kit_vs_smp']:.2f}×",
+    capped = all("cap_costs" in r for r in results["rows"])
+    rows = [[str(r["size"]), r["mode"], f"{r['kit_img_s']:.1f}",
+             *(_capped(r, "kit_avx2_img_s", ".1f") if capped else []),
+             f"{r['reference_img_s']:.1f}", f"{r['smp_img_s']:.1f}",
+             f"{r['kit_vs_reference']:.2f}×", f"{r['kit_vs_smp']:.2f}×",
+             *(_capped(r, "cap_costs", ".2f") if capped else []),
              f"{r['epoch_over_compute']:.3f}"] for r in results["rows"]]
     where = f"; {results['processes']}" if "processes" in results else ""
     title = (f"**Per epoch** (first {results['images']} training images, batch "
              f"{results['batch_size']}, fastest of {results['repeats']} taking turns{where}"
              f"{kernels_note(results['rows'])}):")
     return [title, ""] + _table(
-        ["size", "mode", "kit img/s", "reference img/s", "smp img/s", "kit ÷ reference",
-         "kit ÷ smp", "epoch ÷ pure compute"], rows, right=2)
+        ["size", "mode", "kit img/s", *(["kit, AVX2 cap img/s"] if capped else []),
+         "reference img/s", "smp img/s", "kit ÷ reference", "kit ÷ smp",
+         *(["AVX2 cap costs"] if capped else []), "epoch ÷ pure compute"], rows, right=2)
 
 
 def seed_a(section: dict) -> list[str]:
+    capped = "whole_run_kit_avx2_vs_seed_a" in section
     rows = [[r["mode"], f"{r['seed_a_epoch_s']:.2f}", f"{r['kit_epoch_s']:.2f}",
-             f"{r['kit_vs_seed_a']:.2f}×"] for r in section["rows"]]
+             f"{r['kit_vs_seed_a']:.2f}×",
+             *([f"{r['kit_avx2_epoch_s']:.2f}", f"{r['kit_avx2_vs_seed_a']:.2f}×"]
+               if capped else [])] for r in section["rows"]]
     setup, whole = section["setup_s"], section["whole_run_s"]
+    ratio = f"{setup['seed_a'] / setup['kit']:.2f}×"
     rows.append(["set-up (decode both splits)", f"{setup['seed_a']:.1f}", f"{setup['kit']:.1f}",
-                 f"{setup['seed_a'] / setup['kit']:.2f}×"])
+                 ratio, *([f"{setup['kit']:.1f}", ratio] if capped else [])])
     rows.append([f"whole report-A run (set-up + 2 × {section['epochs']} epochs)",
                  f"{whole['seed_a']:.0f}", f"{whole['kit']:.0f}",
-                 f"{section['whole_run_kit_vs_seed_a']:.2f}×"])
+                 f"{section['whole_run_kit_vs_seed_a']:.2f}×",
+                 *([f"{whole['kit_avx2']:.0f}", f"{section['whole_run_kit_avx2_vs_seed_a']:.2f}×"]
+                   if capped else [])])
     images = section["images"]
     return [f"**Against seed A's own loop** ({images['train']} training and {images['test']} "
             f"test images at {section['size']}², batch {section['batch_size']}; an epoch is "
             "training plus the test-set evaluation both loops do every epoch"
             + (f"; {section['processes']}" if "processes" in section else "")
             + kernels_note(section["rows"]) + "):", ""] + _table(
-        ["", "seed A s", "kit s", "kit ÷ seed A"], rows)
+        ["", "seed A s", "kit s", "kit ÷ seed A",
+         *(["kit, AVX2 cap s", "capped kit ÷ seed A"] if capped else [])], rows)
 
 
 def limits(section: dict) -> list[str]:

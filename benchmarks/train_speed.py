@@ -36,10 +36,13 @@ memory of each in a fine-tuned epoch at 256².
 With ``--scale 1000,5000,10000``, :mod:`data_scale` (decode rate, cache size and peak memory
 of a training epoch as the data set grows), stored as ``scale``.
 
-The kit runs as it ships, with the CPU kernels it caps torch at (AVX2 on x86-64,
-:mod:`helpers.system.kernels`); the other contenders run with the fastest kernels the CPU has, as
-their users run them (``LESIONKIT_CPU_KERNELS=native`` in their processes). Each measured
-epoch's process reports the kernels it used (``cpu_kernels`` in the results).
+The kit runs in both of its kernel modes (:mod:`helpers.system.kernels`): ``kit`` as it ships,
+with the fastest kernels the CPU has, and ``kit_avx2`` under ``LESIONKIT_CPU_KERNELS=avx2``
+(AVX2 kernels on x86-64; ``cap_costs`` is its epoch time over the shipped kit's). The other
+contenders run with the CPU's fastest kernels, as their users run them. Each measured epoch's
+process reports the kernels it used (``cpu_kernels`` in the results), and every section
+records the machine it was measured on (``machine``: the CPU's model name and kind, threads,
+torch), so that sections measured on different machines are never mixed up.
 
 Also: the data path's share (one kit epoch's wall time over the pure model compute on
 ready-made batches), the kit's peak memory, evaluation images/s, cache build and reload time.
@@ -76,7 +79,7 @@ from helpers.paths import SYNTHETIC_ROOT, public_path, resolve_path
 from helpers.synthetic import write_synthetic_isic2016
 from helpers.system.atomic import write_text
 from helpers.system.device import reusing_freed_memory
-from helpers.system.kernels import AVX2_CAP, SETTING
+from helpers.system.kernels import AVX2_CAP, SETTING, cpu_model, describe_cpu_kind
 from helpers.train import (
     encoder_features,
     make_optimizer,
@@ -88,17 +91,23 @@ from helpers.train import (
 
 #: The sections of the results besides the per-epoch rows (each from its own option).
 SECTIONS = ("limits", "seed_a", "compile", "malloc", "scale", "measured_again")
-#: The contenders that are the kit as it ships; the others run with the CPU's own kernels.
-KIT_CONTENDERS = ("kit", "compute")
+#: The contender that is the kit with its CPU kernels capped at AVX2; all others (the kit as
+#: it ships included) compute with the CPU's fastest kernels.
+CAPPED = "kit_avx2"
 
 
-def contender_env(contender: str) -> dict[str, str] | None:
-    """The environment of a measured epoch's process: this one's for the kit (its kernel cap
-    included), and for the other contenders the CPU's fastest kernels, as their users get."""
-    if contender in KIT_CONTENDERS:
-        return None
-    native = {name: value for name, value in os.environ.items() if name not in AVX2_CAP}
-    return {**native, SETTING: "native"}
+def contender_env(contender: str) -> dict[str, str]:
+    """The environment of a measured epoch's process: the CPU's fastest kernels, or for
+    ``kit_avx2`` the kit's AVX2 cap (whatever kernel settings this process has)."""
+    environ = {name: value for name, value in os.environ.items()
+               if name not in (*AVX2_CAP, SETTING)}
+    return {**environ, SETTING: "avx2" if contender == CAPPED else "native"}
+
+
+def this_machine() -> dict:
+    """The machine a section is measured on: the CPU's model name and kind, threads, torch."""
+    return {"cpu_model": cpu_model(), "cpu": describe_cpu_kind(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def kernels_used() -> str:
@@ -291,7 +300,7 @@ def limits(results: dict, batch_size: int) -> dict:
 
 def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: Path | None,
                               data_root: Path, batch_size: int = 45, size: int = 128) -> dict:
-    """A warm-up epoch and a timed one of ``contender`` ("kit" or "seed_a"), as a fresh
+    """A warm-up epoch and a timed one of ``contender`` ("kit", "kit_avx2" or "seed_a"), as a fresh
     notebook kernel or script runs them: the kit as ``fit`` does (freed memory kept for reuse
     over both epochs unless ``LESIONKIT_KEEP_FREED_MEMORY=0``, frozen features computed
     once), seed A (from its ``tensors``) as its author wrote it. An epoch trains on the
@@ -320,7 +329,7 @@ def one_epoch_in_this_process(contender: str, mode: str, cache: Path, tensors: P
             train_one_epoch(model, train, optimizer, config, 1, features, scaler, False)
             validate(model, test, config, test_features)
     with keeping:
-        if contender == "kit" and frozen:
+        if contender != "seed_a" and frozen:
             began = time.perf_counter()
             features = encoder_features(model, train, config)
             test_features = encoder_features(model, test, config)
@@ -345,7 +354,8 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
     began = time.perf_counter()
     theirs = seed_a_data(data_root, size)
     seed_setup = time.perf_counter() - began
-    section: dict = {"size": size, "batch_size": batch_size, "epochs": epochs,
+    section: dict = {"machine": this_machine(), "size": size, "batch_size": batch_size,
+                     "epochs": epochs,
                      "images": {"train": len(theirs["train"][0]),
                                 "test": len(theirs["test"][0])}, "rows": [],
                      "processes": "each measured epoch in a fresh process, after a warm-up "
@@ -358,9 +368,9 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
         kit_setup = time.perf_counter() - began
         torch.save(theirs, tensors)
         section["setup_s"] = {"seed_a": seed_setup, "kit": kit_setup}
-        whole = {"seed_a": seed_setup, "kit": kit_setup}
+        whole = {"seed_a": seed_setup, "kit": kit_setup, CAPPED: kit_setup}
         for mode in ("frozen", "fine-tuned"):
-            best = {"kit": {"seconds": float("inf")}, "seed_a": {"seconds": float("inf")}}
+            best = {name: {"seconds": float("inf")} for name in ("kit", CAPPED, "seed_a")}
             for _ in range(repeats):
                 for contender in best:
                     result = json_from_child(
@@ -369,18 +379,23 @@ def versus_seed_a(data_root: Path, repeats: int, batch_size: int = 45, size: int
                          "--batch-size", str(batch_size)], env=contender_env(contender))
                     if result["seconds"] < best[contender]["seconds"]:
                         best[contender] = result
-            kit, seed = best["kit"]["seconds"], best["seed_a"]["seconds"]
-            once = best["kit"]["features_once_s"]
-            row = {"mode": mode, "kit_epoch_s": kit, "seed_a_epoch_s": seed,
-                   "kit_vs_seed_a": seed / kit, "features_once_s": once,
+            kit, capped = best["kit"]["seconds"], best[CAPPED]["seconds"]
+            seed = best["seed_a"]["seconds"]
+            row = {"mode": mode, "kit_epoch_s": kit, "kit_avx2_epoch_s": capped,
+                   "seed_a_epoch_s": seed, "kit_vs_seed_a": seed / kit,
+                   "kit_avx2_vs_seed_a": seed / capped, "cap_costs": capped / kit,
+                   "features_once_s": best["kit"]["features_once_s"],
                    "cpu_kernels": {name: best[name]["cpu_kernels"] for name in best}}
             section["rows"].append(row)
             print(f"seed A {mode:<10} epoch {seed:6.2f} s | kit {kit:6.2f} s"
-                  f" | {row['kit_vs_seed_a']:.2f}x", flush=True)
+                  f" ({row['kit_vs_seed_a']:.2f}x) | kit, AVX2 cap {capped:6.2f} s"
+                  f" ({row['kit_avx2_vs_seed_a']:.2f}x)", flush=True)
             whole["seed_a"] += epochs * seed
-            whole["kit"] += once + epochs * kit
+            for name in ("kit", CAPPED):
+                whole[name] += best[name]["features_once_s"] + epochs * best[name]["seconds"]
     section["whole_run_s"] = whole
     section["whole_run_kit_vs_seed_a"] = whole["seed_a"] / whole["kit"]
+    section["whole_run_kit_avx2_vs_seed_a"] = whole["seed_a"] / whole[CAPPED]
     return section
 
 
@@ -464,7 +479,7 @@ def versus_glibc_malloc(data_root: Path, sizes: tuple[int, ...], repeats: int,
 
 
 #: The per-epoch table's contenders, each measured in processes of its own.
-CONTENDERS = ("kit", "compute", "reference", "smp")
+CONTENDERS = ("kit", CAPPED, "compute", "reference", "smp")
 
 
 def row_epoch_in_this_process(contender: str, mode: str, size: int, n_images: int,
@@ -478,9 +493,9 @@ def row_epoch_in_this_process(contender: str, mode: str, size: int, n_images: in
     frozen = mode == "frozen"
     keeping: AbstractContextManager = nullcontext()
     extra: dict = {}
-    if contender in ("kit", "compute"):
+    if contender in ("kit", CAPPED, "compute"):
         kit_epoch, extra = kit_loop(data, mode_config(mode, batch_size))
-        epoch = kit_epoch if contender == "kit" else extra["compute"]
+        epoch = extra["compute"] if contender == "compute" else kit_epoch
         keeping = reusing_freed_memory(torch.device("cpu"))
     elif contender == "reference":
         torch.manual_seed(0)
@@ -511,10 +526,9 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
     turns), the cache's build and reload times and the evaluation speed."""
     from data_scale import json_from_child
 
-    results: dict = {"device": "cpu", "threads": torch.get_num_threads(),
+    results: dict = {"device": "cpu", **this_machine(),
                      "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
-                     "torch": torch.__version__, "python": platform.python_version(),
-                     "processor": platform.processor() or platform.machine(),
+                     "python": platform.python_version(),
                      "data_root": public_path(data_root), "images": n_images,
                      "batch_size": batch_size, "repeats": repeats,
                      "processes": "each measured epoch in a fresh process, after a warm-up "
@@ -546,6 +560,8 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
                 images = best["kit"]["images"]
                 row = {"size": size, "mode": mode,
                        "kit_img_s": images / seconds["kit"],
+                       "kit_avx2_img_s": images / seconds[CAPPED],
+                       "cap_costs": seconds[CAPPED] / seconds["kit"],
                        "reference_img_s": images / seconds["reference"],
                        "smp_img_s": images / seconds["smp"],
                        "kit_vs_reference": seconds["reference"] / seconds["kit"],
@@ -569,8 +585,23 @@ def benchmark(data_root: Path, sizes: tuple[int, ...], n_images: int, repeats: i
     return results
 
 
+def keep_machine_of_sections(results: dict) -> None:
+    """Before new rows replace the machine at the top of ``results``: give each section that
+    records no machine of its own the one it was measured with (the top-level one)."""
+    if "cpu_model" in results:
+        old = {key: results[key] for key in ("cpu_model", "cpu", "threads", "torch")
+               if key in results}
+    else:  # results from before the benchmark recorded the CPU's model
+        old = {"processor": results.get("processor", "unknown"),
+               "threads": results.get("threads"), "torch": results.get("torch")}
+    for name in SECTIONS:
+        if isinstance(results.get(name), dict) and "machine" not in results[name]:
+            results[name]["machine"] = old
+
+
 def _format_row(row: dict) -> str:
     return (f"{row['size']:>4} {row['mode']:<10} kit {row['kit_img_s']:7.1f} img/s | "
+            f"AVX2 cap costs {row['cap_costs']:.2f}x | "
             f"reference {row['reference_img_s']:6.1f} ({row['kit_vs_reference']:.2f}x) | "
             f"smp {row['smp_img_s']:6.1f} ({row['kit_vs_smp']:.2f}x) | "
             f"epoch/compute {row['epoch_over_compute']:.3f}")
@@ -654,9 +685,9 @@ def main(argv: list[str] | None = None) -> int:
             if asked]
         results.setdefault("measured_again", []).append(
             {"sections": sections, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-             "torch": torch.__version__, "threads": torch.get_num_threads(),
-             "cpu_kernels": torch.backends.cpu.get_cpu_capability()})
+             **this_machine(), "cpu_kernels": torch.backends.cpu.get_cpu_capability()})
         if args.rows:  # the per-epoch rows and what comes with them; the first wall_s stays
+            keep_machine_of_sections(results)
             fresh = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
             for stale in set(results) - set(fresh) - set(SECTIONS) - {"wall_s"}:
                 del results[stale]  # a figure the benchmark no longer measures
@@ -666,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         results = benchmark(root, sizes, args.images, args.repeats, args.batch_size)
         save()
     if args.limits:
-        results["limits"] = limits(results, args.batch_size)
+        results["limits"] = {"machine": this_machine(), **limits(results, args.batch_size)}
         print(f"fp32 matmul: {results['limits']['matmul_gflop_s']:.1f} GFLOP/s")
         for row in results["limits"]["rows"]:
             print(f"{row['size']:>4} {row['mode']:<10} {row['kit_gflop_per_image']:.2f} GFLOP/image"
@@ -683,12 +714,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{results['seed_a']['whole_run_kit_vs_seed_a']:.2f}x")
         save()
     if args.compile:
-        results["compile"] = versus_compile(root, sizes[0], args.images,
-                                            args.repeats, args.batch_size)
+        results["compile"] = {"machine": this_machine(), **versus_compile(
+            root, sizes[0], args.images, args.repeats, args.batch_size)}
         save()
     if args.malloc:
-        results["malloc"] = versus_glibc_malloc(root, sizes, args.repeats, args.batch_size,
-                                                args.malloc_images)
+        results["malloc"] = {"machine": this_machine(), **versus_glibc_malloc(
+            root, sizes, args.repeats, args.batch_size, args.malloc_images)}
         save()
     if args.scale:
         from data_scale import run as scale_run
@@ -701,11 +732,13 @@ def main(argv: list[str] | None = None) -> int:
                 for key in ("epoch", "epoch_time_vs_smallest"):
                     if key in epochs.get(row["images"], {}):
                         row[key] = epochs[row["images"]][key]
-        results["scale"] = scale
+        results["scale"] = {"machine": this_machine(), **scale}
         save()
-    print("\nsize mode       kit img/s  reference  smp   kit/ref  kit/smp  epoch/compute")
+    print("\nsize mode       kit img/s  AVX2 cap  reference  smp   kit/ref  kit/smp  "
+          "epoch/compute")
     for row in results["rows"]:
         print(f"{row['size']:>4} {row['mode']:<10} {row['kit_img_s']:9.1f} "
+              f"{row.get('kit_avx2_img_s', float('nan')):9.1f} "
               f"{row['reference_img_s']:10.1f} {row['smp_img_s']:5.1f} "
               f"{row['kit_vs_reference']:8.2f} {row['kit_vs_smp']:8.2f} "
               f"{row['epoch_over_compute']:13.3f}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.system.kernels import cpu_model, describe_cpu_kind
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,21 +46,29 @@ def test_speed_benchmark_writes_its_sections_and_the_tables_render(synthetic_roo
     assert "**Against seed A's own loop**" in tables and "The machine's limit" in tables
     assert "**Freed memory kept for reuse**" in tables
     assert f"{seed_a['rows'][0]['kit_vs_seed_a']:.2f}×" in tables
-    # the kit ran with its kernel cap, the loops it is compared with with the CPU's own
-    kit, native = kernels_of_a_process(), kernels_of_a_process(native=True)
+    # the kit in both kernel modes; every other contender with the CPU's fastest kernels
+    native, capped = kernels_of_a_process(), kernels_of_a_process(capped=True)
     for row in results["rows"]:
-        assert row["cpu_kernels"] == {"kit": kit, "compute": kit, "reference": native,
-                                      "smp": native}
-    assert all(row["cpu_kernels"] == {"kit": kit, "seed_a": native} for row in seed_a["rows"])
-    assert "CPU kernels: " in tables
+        assert row["cpu_kernels"] == {"kit": native, "kit_avx2": capped, "compute": native,
+                                      "reference": native, "smp": native}
+        assert math.isfinite(row["cap_costs"]) and row["cap_costs"] > 0
+    assert all(row["cpu_kernels"] == {"kit": native, "kit_avx2": capped, "seed_a": native}
+               for row in seed_a["rows"])
+    assert seed_a["whole_run_kit_avx2_vs_seed_a"] > 0
+    assert "CPU kernels: " in tables and "AVX2 cap costs" in tables
+    # every section names the machine it was measured on, and the tables say it
+    assert results["cpu_model"] == cpu_model() and results["cpu"] == describe_cpu_kind()
+    for section in ("seed_a", "limits", "malloc"):
+        assert results[section]["machine"]["cpu_model"] == cpu_model()
+    assert f"_Machine: {cpu_model()} ({describe_cpu_kind()})" in tables
 
 
-def kernels_of_a_process(native: bool = False) -> str:
-    """The kernels a fresh process that imports helpers computes with (``native``: with
-    ``LESIONKIT_CPU_KERNELS=native`` and no cap inherited from this process)."""
+def kernels_of_a_process(capped: bool = False) -> str:
+    """The kernels a fresh process that imports helpers computes with (``capped``: with
+    ``LESIONKIT_CPU_KERNELS=avx2``; no kernel setting inherited from this process)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
-    env["LESIONKIT_CPU_KERNELS"] = "native" if native else "avx2"
+    env["LESIONKIT_CPU_KERNELS"] = "avx2" if capped else "native"
     return subprocess.run(
         [sys.executable, "-c", "import helpers, torch; "
          "print(torch.backends.cpu.get_cpu_capability())"],
@@ -69,6 +79,7 @@ def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(syntheti
                                                                         tmp_path: Path) -> None:
     out = tmp_path / "cpu.json"
     before = {"rows": [], "wall_s": 1.0, "seed_a": {"kept": "as it was"},  # an earlier run's
+              "processor": "x86_64", "threads": 2, "torch": "2.0",  # its machine, no model
               "peak_memory_mib": 10755.0}  # a figure the benchmark no longer measures
     out.write_text(json.dumps(before))
     subprocess.run([sys.executable, "benchmarks/train_speed.py", "--data-root",
@@ -76,7 +87,10 @@ def test_an_update_measures_the_rows_again_and_keeps_the_other_sections(syntheti
                     "--batch-size", "6", "--json", str(out), "--update", "--rows", "--limits"],
                    cwd=REPO, check=True, capture_output=True)
     after = json.loads(out.read_text())
-    assert after["seed_a"] == {"kept": "as it was"}  # a section this update did not measure
+    # a section this update did not measure, now naming the machine it was measured on
+    assert after["seed_a"] == {"kept": "as it was",
+                               "machine": {"processor": "x86_64", "threads": 2, "torch": "2.0"}}
+    assert "processor" not in after and after["cpu_model"] == cpu_model()
     assert after["measured_again"][-1]["sections"] == ["rows", "limits"]
     assert after["measured_again"][-1]["cpu_kernels"] == after["cpu_kernels"]  # as measured
     assert [(r["size"], r["mode"]) for r in after["rows"]] == [(64, "frozen"),

@@ -20,7 +20,7 @@ import PIL
 import torch
 
 from helpers.errors import UsageError
-from helpers.system.kernels import cpu_model
+from helpers.system.kernels import cpu_model, describe_cpu_kind, kernels_capped
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -175,18 +175,21 @@ def reusing_freed_memory(device: torch.device) -> Iterator[bool]:
 
 def describe_cpu() -> str:
     """What decides a CPU run's bits besides torch's release: the processor, the kernels torch
-    uses and its threads, e.g. ``AMD EPYC (AVX2 kernels, 2 threads)``."""
-    return (f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels, "
+    uses (``capped`` under ``LESIONKIT_CPU_KERNELS=avx2``) and its threads, e.g. ``AMD EPYC
+    (AVX2 kernels, 2 threads)``."""
+    capped = ", capped" if kernels_capped() else ""
+    return (f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels{capped}, "
             f"{torch.get_num_threads()} threads)")
 
 
 def describe_machine(device: torch.device, amp: bool = True) -> dict[str, str]:
     """What computed a run on ``device``, for its run folder and report: the device (the CPU
-    model, kernels and threads; or the GPU's name), the precision (``amp``: autocast wanted)
-    and the releases that decide the bits."""
+    model, kernels and threads; or the GPU's name), on a CPU its kind (vendor, family, model,
+    instruction sets), the precision (``amp``: autocast wanted) and the releases that decide
+    the bits."""
     if device.type == "cuda":
-        name = f"cuda: {torch.cuda.get_device_name(device)}"
+        machine = {"device": f"cuda: {torch.cuda.get_device_name(device)}"}
     else:
-        name = f"{device.type}: {describe_cpu()}"
-    return {"device": name, "precision": describe_precision(device, amp),
+        machine = {"device": f"{device.type}: {describe_cpu()}", "cpu": describe_cpu_kind()}
+    return {**machine, "precision": describe_precision(device, amp),
             "torch": torch.__version__, "pillow": PIL.__version__}
