@@ -11,8 +11,8 @@ Settings and the machine
                   preset's YAML, read bounded), ``cache`` (the decode cache),
                   ``cache_migration`` (removing caches in superseded formats),
                   ``device`` (device, autocast, the CPU's description), ``kernels`` (the
-                  AVX2 cap), ``distributed`` (torchrun), ``weights`` (verified ImageNet
-                  weights), ``colab`` (what Google Colab lacks)
+                  CPU's kind, the AVX2 cap on request), ``distributed`` (torchrun),
+                  ``weights`` (verified ImageNet weights), ``colab`` (what Colab lacks)
 - ``config``      presets -> one checked, frozen RunConfig with two TrainConfigs; no torch
 
 Data (notebook 01)
@@ -46,4 +46,4 @@ Commands and the report (``python -m helpers COMMAND``; ``__main__`` lists them)
 
 from helpers.system.kernels import cap_cpu_kernels
 
-cap_cpu_kernels()  # before torch computes anything: see helpers/system/kernels.py
+cap_cpu_kernels()  # LESIONKIT_CPU_KERNELS=avx2, before torch computes: helpers/system/kernels.py

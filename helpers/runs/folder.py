@@ -5,7 +5,8 @@
     best.pt       model weights of the epoch with the best validation Dice
     config.json   the TrainConfig the run was started with
     data.json     a fingerprint of the data it was trained on
-    machine.json  the machines that trained it: from which epoch on, the CPU or GPU, torch
+    machine.json  the machines that trained it: from which epoch on, the CPU (model, kind,
+                  kernels, threads) or GPU, precision, torch and Pillow
     scoring.json  how notebook 04 scored the model (checkpoint, threshold, test-time flips), so
                   that predicting and evaluating later use the same; written after training
     .lock         locked while a process trains in the folder (its text: who, since when)

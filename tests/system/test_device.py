@@ -131,3 +131,11 @@ def test_the_cpu_trains_in_float32_and_its_record_says_so() -> None:
     cpu = torch.device("cpu")
     assert device.autocast_dtype(cpu) is None
     assert device.describe_machine(cpu)["precision"] == "float32"
+
+
+def test_a_cpu_runs_record_names_the_cpus_kind(monkeypatch) -> None:
+    monkeypatch.setattr(device, "describe_cpu_kind", lambda: "GenuineIntel family 6 model 143; "
+                                                             "AVX2, AVX-512, AMX")
+    machine = device.describe_machine(torch.device("cpu"))
+    assert machine["cpu"] == "GenuineIntel family 6 model 143; AVX2, AVX-512, AMX"
+    assert machine["device"].startswith("cpu: ") and " kernels, " in machine["device"]
