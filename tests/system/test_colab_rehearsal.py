@@ -24,9 +24,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from helpers.commands import colab as address
 from helpers.paths import REPO_ROOT
+from helpers.report.notebooks import execute
 from helpers.system import colab
 
 RUNTIME = Path(__file__).with_name("colab_runtime.txt")
@@ -194,3 +196,33 @@ def test_pips_resolver_installs_only_missing_packages_beside_colabs(tmp_path: Pa
     requested = {name for name, item in to_install.items() if item.get("requested")}
     assert requested == {colab._name(r) for r in wanted}
     assert {"papermill", "isic-challenge-scoring", "weasyprint", "onnxruntime"} <= requested
+
+
+@pytest.mark.notebooks
+def test_notebooks_02_and_03_in_float16_on_a_drive_folder_resume_after_a_disconnect(
+        tmp_path: Path, monkeypatch) -> None:
+    """The T4's float16 path (forced on the CPU) through notebooks 02 and 03 at smoke size,
+    their output folder outside the kit as a Drive folder would be. The first run of 02 stops
+    after epoch 1, as a disconnect leaves it; the session's disk goes with its decode cache;
+    the rerun trains epoch 2 from the saved loss scale, and 03 trains as usual."""
+    drive = tmp_path / "drive" / "MyDrive" / "lesionkit" / "smoke"
+    content = tmp_path / "content"
+    monkeypatch.setenv("LESIONKIT_PRECISION", "float16")  # the kernels inherit these
+    monkeypatch.setenv("LESIONKIT_CACHE", str(content / "cache"))
+    parameters = {"preset": "smoke", "output_dir": str(drive)}
+    execute("02_frozen_encoder", {**parameters, "overrides": {"train": {"epochs": 1}}}, drive)
+    first = torch.load(drive / "runs" / "frozen" / "last.pt", weights_only=True)
+    assert first["epoch"] == 1 and (content / "cache").is_dir()
+    shutil.rmtree(content)  # the disconnect: Colab's local disk is gone, Drive is not
+    for name in ("02_frozen_encoder", "03_fine_tuning"):
+        execute(name, {**parameters, "overrides": {}}, drive)  # smoke: 2 epochs
+    batches = first["scaler"]["_growth_tracker"]  # steps without an overflow in epoch 1
+    for model, starts in (("frozen", [1, 2]), ("fine_tuned", [1])):
+        folder = drive / "runs" / model
+        last = torch.load(folder / "last.pt", weights_only=True)
+        assert last["epoch"] == 2 and last["scaler"]["_growth_tracker"] == 2 * batches
+        trained = json.loads((folder / "machine.json").read_text())["trained"]
+        assert [entry["from_epoch"] for entry in trained] == starts
+        assert {entry["precision"] for entry in trained} == {"float16 autocast, loss scaling"}
+    assert (content / "cache").is_dir()  # decoded again, once, by the rerun
+    assert (drive / "tables" / "03_model2_epochs.csv").is_file()
