@@ -95,8 +95,13 @@ def checked_branch(branch: str) -> str:
 def read_address(root: Path = REPO_ROOT) -> Address:
     """The address set in ``root/pyproject.toml``, checked."""
     path = root / "pyproject.toml"
+    return _address_in(path.read_text(encoding="utf-8"), path)
+
+
+def _address_in(text: str, path: Path) -> Address:
+    """The address the pyproject.toml text ``text`` (of the file ``path``) sets, checked."""
     try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+        settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise KitFileError(f"{path} cannot be read as TOML: {error}") from error
     repo = settings.get("project", {}).get("urls", {}).get("Repository")
@@ -200,7 +205,11 @@ def _pyproject_text(path: Path, address: Address) -> str:
         text = _REPOSITORY.sub(lambda _: repository, text, count=1)
     else:
         text = _PROJECT_URLS.sub(lambda m: f"{m[0]}\n{repository}", text, count=1)
-    return _COLAB_BRANCH.sub(lambda m: f'{m[1]}"{address.branch}"', text, count=1)
+    text = _COLAB_BRANCH.sub(lambda m: f'{m[1]}"{address.branch}"', text, count=1)
+    if _address_in(text, path) != address:  # a line of that name in another table, say
+        raise KitFileError(f"{path}: the lines 'Repository = ...' and 'colab_branch = ...' "
+                           "must be in the tables [project.urls] and [tool.lesionkit]")
+    return text
 
 
 def rewritten(address: Address, root: Path = REPO_ROOT) -> dict[Path, str]:

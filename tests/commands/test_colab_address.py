@@ -202,3 +202,12 @@ def test_the_set_up_cell_line_round_trips() -> None:
     cell = colab.with_address(code, "file:///tmp/kit.git", "main")
     assert colab.cell_address(cell) == Address("file:///tmp/kit.git", "main")
     assert colab.with_address(cell, None, "main") == code
+
+
+def test_a_repository_line_in_another_table_is_not_taken_for_the_address(kit: Path) -> None:
+    pyproject = kit / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.other]\nRepository = "x"\n')
+    before = files(kit)
+    with pytest.raises(KitFileError, match=r"must be in the tables \[project.urls\]"):
+        colab.set_address(REPO, root=kit)
+    assert files(kit) == before

@@ -64,10 +64,12 @@ def bare_kit(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         pytest.skip("the Colab rehearsal clones with git, which is not installed here")
     try:
         head = git("rev-parse", "HEAD")
-    except subprocess.CalledProcessError:
-        pytest.skip("the Colab rehearsal clones the kit's HEAD: this copy is not a git checkout")
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"the Colab rehearsal clones the kit's HEAD, which git cannot read here "
+                    f"({error.stderr.strip()[:200]})")
     bare = tmp_path_factory.mktemp("github") / "lesionkit.git"
     git("init", "--quiet", "--bare", str(bare))
+    git("config", "receive.shallowUpdate", "true", cwd=bare)  # CI's checkout may be shallow
     git("push", "--quiet", bare.as_uri(), "HEAD:refs/heads/main")
     return bare.as_uri(), head
 
