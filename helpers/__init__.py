@@ -38,8 +38,9 @@ Evaluation and figures (notebooks 04 and 05)
 
 Commands and the report (``python -m helpers COMMAND``; ``__main__`` lists them)
 - ``commands``    one module a command: ``train``, ``predict``, ``evaluate``, ``export``,
-                  ``download``, ``zoomout``, ``robustness``, ``ablation``, ``weights``;
-                  ``cli`` prints the kit's errors as one line
+                  ``download``, ``zoomout``, ``robustness``, ``ablation``, ``weights``,
+                  ``colab`` (the kit's public address: Colab badges, the set-up cell's
+                  clone); ``cli`` prints the kit's errors as one line
 - ``report``      ``python -m helpers.report``: ``notebooks`` (papermill), ``privacy`` (no
                   machine paths), ``html``, ``pdf``, ``make`` (title block, the command)
 """

@@ -20,6 +20,7 @@ COMMANDS = {
     "robustness": "helpers.commands.robustness",
     "ablation": "helpers.commands.ablation",
     "weights": "helpers.commands.weights",
+    "colab": "helpers.commands.colab",
     "report": "helpers.report.make",
 }
 
@@ -33,6 +34,7 @@ SUMMARIES = {
     "robustness": "score trained runs on zoomed-out test images",
     "ablation": "the best recipe's ablation, one ingredient at a time",
     "weights": "fetch and verify the ImageNet MobileNetV2 weights",
+    "colab": "set the kit's public address: Colab badges and the notebooks' clone",
     "report": "run the notebooks of a preset and export the report",
 }
 

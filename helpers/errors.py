@@ -102,5 +102,10 @@ class OutputFolderError(LesionkitError, ValueError):
     """An output folder that cannot be written, or that would overwrite the inputs."""
 
 
+class KitFileError(LesionkitError, ValueError):
+    """A file of the kit itself (pyproject.toml, README.md, a notebook) that is not in the
+    shape a command rewrites; the message names the file and what it must hold."""
+
+
 class NotebookFailed(LesionkitError, RuntimeError):
     """A notebook of the report stopped; the message names the notebook and the cell."""

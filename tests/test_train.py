@@ -173,6 +173,28 @@ def test_a_resumed_run_goes_on_with_the_float16_loss_scale(splits, tmp_path: Pat
     assert resumed == straight
 
 
+def test_the_float16_path_forced_on_the_cpu_trains_and_resumes_its_loss_scale(
+        splits, tmp_path: Path, monkeypatch) -> None:
+    # the T4's path for real (float16 autocast, GradScaler), on the CPU: LESIONKIT_PRECISION
+    monkeypatch.setenv(device.PRECISION_VARIABLE, "float16")
+    straight = run(splits, tmp_path / "straight", epochs=2)
+    run(splits, tmp_path / "resumed", epochs=1)
+    first = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["scaler"]
+    resumed = run(splits, tmp_path / "resumed", epochs=2, resume=True)
+    scalers = [torch.load(tmp_path / name / "last.pt", weights_only=True)["scaler"]
+               for name in ("straight", "resumed")]
+    steps = -(-len(splits.train) // 6)  # batches of 6 in an epoch
+    assert first["scale"] == 2.0 ** 16 and first["_growth_tracker"] == steps  # no overflow
+    assert scalers[0]["_growth_tracker"] == 2 * steps  # counted on from epoch 1's state
+    assert scalers[1] == scalers[0]
+    columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns], check_dtype=False)
+    assert_same_checkpoints(tmp_path / "straight", tmp_path / "resumed")
+    machine = json.loads((tmp_path / "resumed" / "machine.json").read_text())
+    assert [entry["precision"] for entry in machine["trained"]] == [
+        "float16 autocast, loss scaling"] * 2  # epoch 1, and epoch 2 on resuming
+
+
 def test_channels_last_is_used_as_set_except_on_a_cuda_gpu(monkeypatch) -> None:
     config = dataclasses.replace(FINE_TUNED, device="cpu")
     assert train.placement(config) == (torch.device("cpu"), True)

@@ -53,11 +53,13 @@ _VERSION = re.compile(r"v?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-
                       re.IGNORECASE)
 
 
-def installed_versions() -> dict[str, str]:
-    """Every distribution installed in this Python, by normalised name: the copy Python
-    imports where there are several (the first on ``sys.path``)."""
+def installed_versions(path: list[str] | None = None) -> dict[str, str]:
+    """Every distribution installed in this Python (or in the folders ``path``), by
+    normalised name: the copy Python imports where there are several (the first on
+    ``sys.path``)."""
     versions: dict[str, str] = {}
-    for distribution in importlib.metadata.distributions():  # in sys.path order
+    found = importlib.metadata.distributions(**({} if path is None else {"path": path}))
+    for distribution in found:  # in sys.path order
         name = distribution.metadata["Name"]
         if name:
             versions.setdefault(_name(name), distribution.version or "")

@@ -61,17 +61,32 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
 
 #: The first CUDA compute capability that computes bfloat16 in hardware (Ampere, sm_80).
 BF16_CAPABILITY = (8, 0)
+#: Set this environment variable to ``float16``, ``bfloat16`` or ``float32`` to choose the
+#: autocast precision of runs with ``amp`` on, on any device (the CPU included), instead of
+#: the device's own: to rehearse a T4's float16 path, loss scaler and all, on another machine,
+#: or to compare precisions on one GPU. ``auto``, empty or unset: the device decides.
+PRECISION_VARIABLE = "LESIONKIT_PRECISION"
+_PRECISIONS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": None}
 
 
 def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
     """The autocast precision on ``device``: bfloat16 on a CUDA GPU that computes it natively
     (compute capability 8.0 or newer), float16 on an older one (a T4, a V100; trained with a
     loss scaler), None (float32) on the CPU, where autocast does not pay for this model, or
-    when ``enabled`` is false.
+    when ``enabled`` is false. ``LESIONKIT_PRECISION`` overrides the device's choice (not
+    ``enabled``).
 
     ``torch.cuda.is_bf16_supported()`` is not asked: it also says yes where bfloat16 is only
     emulated, as on Colab's T4, which would then train slowly in emulated bfloat16."""
-    if device.type != "cuda" or not enabled:
+    if not enabled:
+        return None
+    forced = os.environ.get(PRECISION_VARIABLE) or "auto"
+    if forced != "auto":
+        if forced not in _PRECISIONS:
+            raise UsageError(f"{PRECISION_VARIABLE}={forced!r} is not one of auto, "
+                             f"{', '.join(_PRECISIONS)}")
+        return _PRECISIONS[forced]
+    if device.type != "cuda":
         return None
     capability = torch.cuda.get_device_capability(device)
     return torch.bfloat16 if capability >= BF16_CAPABILITY else torch.float16
@@ -80,7 +95,7 @@ def autocast_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | 
 def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManager:
     """Autocast at :func:`autocast_dtype`'s precision; nothing where that is float32."""
     dtype = autocast_dtype(device, enabled)
-    return nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def describe_precision(device: torch.device, enabled: bool = True) -> str:

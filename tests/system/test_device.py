@@ -139,3 +139,36 @@ def test_a_cpu_runs_record_names_the_cpus_kind(monkeypatch) -> None:
     machine = device.describe_machine(torch.device("cpu"))
     assert machine["cpu"] == "GenuineIntel family 6 model 143; AVX2, AVX-512, AMX"
     assert machine["device"].startswith("cpu: ") and " kernels, " in machine["device"]
+
+
+@pytest.mark.parametrize(("forced", "dtype"), [("float16", torch.float16),
+                                               ("bfloat16", torch.bfloat16),
+                                               ("float32", None)])
+def test_lesionkit_precision_chooses_the_precision_on_any_device(forced, dtype,
+                                                                 monkeypatch) -> None:
+    monkeypatch.setenv("LESIONKIT_PRECISION", forced)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))  # an H100
+    for where in (torch.device("cpu"), torch.device("cuda")):
+        assert device.autocast_dtype(where) == dtype
+        assert device.autocast_dtype(where, enabled=False) is None  # amp: false still wins
+    with autocast(torch.device("cpu")):  # autocast on the CPU itself, at that precision
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (dtype or torch.float32)
+
+
+def test_a_forced_float16_turns_the_cpu_scaler_on_and_is_recorded(monkeypatch) -> None:
+    monkeypatch.setenv("LESIONKIT_PRECISION", "float16")
+    config = TrainConfig(epochs=1, batch_size=2, freeze_encoder=True, decoder_lr=1e-2,
+                         device="cpu")
+    assert train.make_scaler(config).is_enabled()
+    cpu = torch.device("cpu")
+    assert device.describe_machine(cpu)["precision"] == "float16 autocast, loss scaling"
+    monkeypatch.setenv("LESIONKIT_PRECISION", "auto")
+    assert not train.make_scaler(config).is_enabled()
+
+
+@pytest.mark.parametrize("value", ["fp16", "FLOAT16", "half"])
+def test_an_unknown_precision_is_refused_naming_the_variable(value, monkeypatch) -> None:
+    monkeypatch.setenv("LESIONKIT_PRECISION", value)
+    with pytest.raises(ValueError, match="LESIONKIT_PRECISION=.* is not one of auto, float16, "
+                                         "bfloat16, float32"):
+        device.autocast_dtype(torch.device("cpu"))
