@@ -8,12 +8,17 @@ another version of an installed one.
 The fake environment runs the test's own Python, not Colab's (3.12): a package whose releases
 differ by Python version may resolve to another release there (isic-challenge-scoring does),
 but what is installed and what is kept came out the same with Pythons 3.11, 3.12 and 3.13.
-The resolver test needs the package index; without a network it skips, saying so."""
+Also: notebook 04's explorer and a notebook progress bar with Colab's ipywidgets 7.7.1 (installed
+into a folder of its own for the test) and with the kit's ipywidgets 8.
+
+The resolver and ipywidgets 7 tests need the package index; without a network they skip,
+saying so."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -228,3 +233,54 @@ def test_notebooks_02_and_03_in_float16_on_a_drive_folder_resume_after_a_disconn
         assert {entry["precision"] for entry in trained} == {"float16 autocast, loss scaling"}
     assert (content / "cache").is_dir()  # decoded again, once, by the rerun
     assert (drive / "tables" / "03_model2_epochs.csv").is_file()
+
+
+#: Colab's ipywidgets and the releases of its companions that it ships with (no dependencies
+#: resolved beyond these: the rest is the test's own environment).
+IPYWIDGETS_7 = ["ipywidgets==7.7.1", "widgetsnbextension==3.6.1", "jupyterlab-widgets==1.1.1",
+                "ipython-genutils==0.2.0"]
+#: In a fresh process: the explorer of notebook 04, driven as a student drives it, and a
+#: progress bar as a notebook kernel shows it (tqdm's widget bar).
+WIDGETS_IN_USE = """
+import sys
+import matplotlib; matplotlib.use("Agg")
+import ipywidgets, numpy as np
+from tqdm.notebook import tqdm
+from helpers import plots
+from helpers.decode import load_split
+from helpers.isic2016 import isic2016_split
+data = load_split(isic2016_split(sys.argv[1], "test"), size=32, progress=False)
+explorer = plots.mask_explorer(data, {"model 1": data.masks.astype(np.float32),
+                                      "model 2": 1 - data.masks.astype(np.float32)})
+image, threshold = explorer.children[:2]
+threshold.value = 0.7
+image.value = data.ids[-1]
+explorer.update()
+bar = tqdm(range(3), desc="epochs")
+for _ in bar:
+    pass
+print(ipywidgets.__version__, type(bar.container).__name__, bar.n)
+"""
+
+
+@pytest.mark.parametrize("colab", [True, False], ids=["ipywidgets 7 (Colab)", "ipywidgets 8"])
+def test_the_explorer_and_progress_bars_work_with_ipywidgets_7_and_8(
+        colab: bool, synthetic_root: Path, tmp_path: Path) -> None:
+    environ = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    if colab:
+        target = tmp_path / "colab-widgets"
+        result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                                 "--target", target, *IPYWIDGETS_7, "--no-input", "--timeout",
+                                 "20", "--retries", "1"], capture_output=True, text=True,
+                                timeout=240)
+        if result.returncode != 0 and UNREACHABLE.search(result.stdout + result.stderr):
+            pytest.skip("pip cannot reach the package index for ipywidgets 7.7.1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        environ["PYTHONPATH"] = str(target)  # before the kit's environment: Colab's widgets
+    done = subprocess.run([sys.executable, "-c", WIDGETS_IN_USE, synthetic_root],
+                          cwd=REPO_ROOT, env=environ, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    version, container, steps = done.stdout.split()[-3:]
+    assert version.startswith("7.7.1" if colab else "8.")
+    assert container.endswith("HBox") and steps == "3"  # tqdm's widget bar, run to the end
