@@ -11,7 +11,7 @@ from helpers.train import make_optimizer
 
 
 def test_a_frozen_encoder_has_no_trainable_parameter() -> None:
-    model = MobileNetV2UNet(pretrained=False, freeze_encoder=True)
+    model = MobileNetV2UNet(pretrained=False, freeze_encoder=True, decoder="report_b")
     trainable = [name for name, p in model.encoder.named_parameters() if p.requires_grad]
     assert not trainable, (f"{len(trainable)} encoder parameters still require gradients, "
                            f"e.g. encoder.{trainable[0] if trainable else ''}")
@@ -20,7 +20,7 @@ def test_a_frozen_encoder_has_no_trainable_parameter() -> None:
 
 
 def test_a_frozen_encoder_keeps_its_batchnorm_statistics_in_training_mode() -> None:
-    model = MobileNetV2UNet(pretrained=False, freeze_encoder=True)
+    model = MobileNetV2UNet(pretrained=False, freeze_encoder=True, decoder="report_b")
     model.train()
     before = {name: b.clone() for name, b in model.encoder.named_buffers()}
     model(torch.randn(2, 3, 64, 64))
@@ -34,7 +34,7 @@ def test_a_frozen_encoder_keeps_its_batchnorm_statistics_in_training_mode() -> N
 def _groups(freeze: bool) -> tuple[MobileNetV2UNet, TrainConfig, dict[str, dict]]:
     config = TrainConfig(epochs=1, batch_size=2, freeze_encoder=freeze,
                          encoder_lr=0.0 if freeze else 1e-4, decoder_lr=1e-2)
-    model = MobileNetV2UNet(pretrained=False, freeze_encoder=freeze)
+    model = MobileNetV2UNet(pretrained=False, freeze_encoder=freeze, decoder="report_b")
     groups = {g.get("name", "?"): g for g in make_optimizer(model, config).param_groups}
     return model, config, groups
 

@@ -21,6 +21,7 @@ COMMANDS = {
     "ablation": "helpers.commands.ablation",
     "weights": "helpers.commands.weights",
     "report": "helpers.report.make",
+    "assignment": "helpers.assignment.__main__",
 }
 
 SUMMARIES = {
@@ -34,6 +35,7 @@ SUMMARIES = {
     "ablation": "the best recipe's ablation, one ingredient at a time",
     "weights": "fetch and verify the ImageNet MobileNetV2 weights",
     "report": "run the notebooks of a preset and export the report",
+    "assignment": "the instructor's side: the student version, grading (runs student code)",
 }
 
 
