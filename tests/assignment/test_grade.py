@@ -17,6 +17,8 @@ from helpers.assignment.markers import find_regions, replace_regions
 from helpers.assignment.sandbox import Limits
 from helpers.paths import REPO_ROOT
 
+pytestmark = pytest.mark.notebooks  # minutes, like the notebooks: the fast loop skips it
+
 #: Generous for a solved submission's checks on a busy machine; what the hanging one costs.
 LIMITS = Limits().with_changes(seconds=120)
 
