@@ -43,6 +43,11 @@ Commands and the report (``python -m helpers COMMAND``; ``__main__`` lists them)
                   clone); ``cli`` prints the kit's errors as one line
 - ``report``      ``python -m helpers.report``: ``notebooks`` (papermill), ``privacy`` (no
                   machine paths), ``html``, ``pdf``, ``make`` (title block, the command)
+
+The instructor's side (``python -m helpers.assignment``), on top: nothing below imports it
+- ``assignment``  ``markers`` (exercise regions, stubs), ``student`` (the student version),
+                  ``sandbox`` (limits on a submission's processes), ``submissions``
+                  (unpacking one), ``grade``, ``grades_table``, ``notebook_runner``
 """
 
 from helpers.system.kernels import cap_cpu_kernels

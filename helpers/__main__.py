@@ -22,6 +22,7 @@ COMMANDS = {
     "weights": "helpers.commands.weights",
     "colab": "helpers.commands.colab",
     "report": "helpers.report.make",
+    "assignment": "helpers.assignment.__main__",
 }
 
 SUMMARIES = {
@@ -36,6 +37,7 @@ SUMMARIES = {
     "weights": "fetch and verify the ImageNet MobileNetV2 weights",
     "colab": "set the kit's public address: Colab badges and the notebooks' clone",
     "report": "run the notebooks of a preset and export the report",
+    "assignment": "the instructor's side: the student version, grading (runs student code)",
 }
 
 

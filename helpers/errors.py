@@ -109,3 +109,23 @@ class KitFileError(LesionkitError, ValueError):
 
 class NotebookFailed(LesionkitError, RuntimeError):
     """A notebook of the report stopped; the message names the notebook and the cell."""
+
+
+#: How the message of an exercise stub starts (the student version's ``raise
+#: NotImplementedError("Exercise N (title): hint")``, helpers/assignment/markers.py).
+STUB_PREFIX = "Exercise "
+
+
+class ExerciseUnsolved(NotebookFailed):
+    """A notebook of the student version stopped at an exercise stub: the message names the
+    notebook and the exercise's hint."""
+
+
+class MarkerError(LesionkitError, ValueError):
+    """A solution or answer marker that cannot be used (an unclosed or nested region, a
+    missing hint); the message names the file and the line."""
+
+
+class SubmissionError(LesionkitError, ValueError):
+    """A submission that cannot be graded as it is (an unsafe zip, a symbolic link); it costs
+    that submission's row only."""

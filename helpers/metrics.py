@@ -30,8 +30,12 @@ THRESHOLD = 0.5
 
 
 def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``numerator / denominator`` per image, and 1.0 where the denominator is 0."""
+    # BEGIN SOLUTION exercise 3: per-image IoU and Dice with the empty-mask rule
+    # HINT: the empty-mask rule: where the denominator is 0 the ratio is 1.0 (no NaN, no warning)
     safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return torch.where(denominator > 0, numerator / safe, torch.ones_like(numerator))
+    # END SOLUTION
 
 
 def check_threshold(threshold: float) -> None:
@@ -51,6 +55,15 @@ def confusion(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD) -> dic
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
+def iou_and_dice(counts: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-image IoU and Dice from :func:`confusion`'s counts, with the empty-mask rule."""
+    # BEGIN SOLUTION exercise 3: per-image IoU and Dice with the empty-mask rule
+    # HINT: IoU = TP / (TP + FP + FN), Dice = 2TP / (2TP + FP + FN), each through _ratio
+    tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
+    return _ratio(tp, tp + fp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
+    # END SOLUTION
+
+
 def per_image_scores(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD
                      ) -> dict[str, Tensor]:
     """Thresholded and soft per-image metrics for a batch; each value has shape (B,)."""
@@ -58,9 +71,10 @@ def per_image_scores(probs: Tensor, truth: Tensor, threshold: float = THRESHOLD
     p = probs.flatten(1).double()
     g = truth.flatten(1).double()
     overlap, p_sum, g_sum = (p * g).sum(1), p.sum(1), g.sum(1)
+    iou, dice = iou_and_dice(c)
     return {
-        "iou": _ratio(c["tp"], c["tp"] + c["fp"] + c["fn"]),
-        "dice": _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]),
+        "iou": iou,
+        "dice": dice,
         "accuracy": (c["tp"] + c["tn"]) / (c["tp"] + c["tn"] + c["fp"] + c["fn"]),
         "sensitivity": _ratio(c["tp"], c["tp"] + c["fn"]),
         "specificity": _ratio(c["tn"], c["tn"] + c["fp"]),

@@ -136,17 +136,23 @@ class UNetDecoder(nn.Module):
 
     def __init__(self, dropout: float = 0.4, upsample: bool = False) -> None:
         super().__init__()
+        # BEGIN SOLUTION exercise 1: the U-Net decoder's blocks and skip connections
+        # HINT: self.blocks, an nn.ModuleList of one UpBlock per row of DECODER_BLOCKS
         self.blocks = nn.ModuleList(UpBlock(*spec, dropout=dropout, upsample=upsample)
                                     for spec in DECODER_BLOCKS)
+        # END SOLUTION
         self.head = nn.Sequential(nn.ConvTranspose2d(6, 1, 1), nn.BatchNorm2d(1))
 
     def forward(self, features: list[Tensor], image: Tensor) -> Tensor:
         """``features`` as returned by :class:`MobileNetV2Encoder`; ``image`` is the input."""
+        # BEGIN SOLUTION exercise 1: the U-Net decoder's blocks and skip connections
+        # HINT: from features[-1], concatenate each block's output with its skip (dim 1); self.head
         *skips, x = features
         skips = [image, *skips][::-1]  # deepest first: stage 17, 14, ..., 0, input
         for block, skip in zip(self.blocks, skips, strict=True):
             x = torch.cat([block(x), skip], dim=1)
         return self.head(x)
+        # END SOLUTION
 
 
 class ReportBDecoder(nn.Module):
@@ -198,13 +204,19 @@ class MobileNetV2UNet(nn.Module):
     def freeze_encoder(self) -> None:
         """Stop all learning in the encoder: weights and BatchNorm statistics."""
         self.encoder_frozen = True
+        # BEGIN SOLUTION exercise 2: a truly frozen encoder and per-group learning rates
+        # HINT: no gradients for any encoder parameter, and BatchNorm layers that stop updating
         self.encoder.requires_grad_(False)
         self.encoder.eval()
+        # END SOLUTION
 
     def train(self, mode: bool = True) -> MobileNetV2UNet:
         super().train(mode)
         if self.encoder_frozen:
+            # BEGIN SOLUTION exercise 2: a truly frozen encoder and per-group learning rates
+            # HINT: model.train() must not set a frozen encoder's BatchNorm back to training
             self.encoder.eval()
+            # END SOLUTION
         return self
 
     def encode(self, image: Tensor) -> list[Tensor]:

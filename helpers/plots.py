@@ -107,6 +107,18 @@ def compare_curves(histories: dict[str, pd.DataFrame], column: str, ylabel: str,
     return fig
 
 
+def six_panel_row(image: np.ndarray, mask: np.ndarray, probs_1: np.ndarray,
+                  probs_2: np.ndarray, thresholds: tuple[float, float] = (0.5, 0.5)
+                  ) -> list[np.ndarray]:
+    """One row of :func:`six_panel`: the image, the true mask, model 1's soft mask and its
+    mask thresholded (``probs > threshold``, as the scores count a pixel), then model 2's."""
+    # BEGIN SOLUTION exercise 4: the thresholded 6-panel figure at 0.5
+    # HINT: six arrays: image, mask, probs_1, probs_1 > thresholds[0], probs_2, probs_2 > ...[1]
+    threshold_1, threshold_2 = thresholds
+    return [image, mask, probs_1, probs_1 > threshold_1, probs_2, probs_2 > threshold_2]
+    # END SOLUTION
+
+
 def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
               probs_2: np.ndarray, title: str, thresholds: tuple[float, float] = (0.5, 0.5)
               ) -> Figure:
@@ -119,8 +131,8 @@ def six_panel(data: SegmentationSet, indices: list[int], probs_1: np.ndarray,
                "model 2 (soft)", f"model 2 > {threshold_2:g}"]
     fig, axes = plt.subplots(len(indices), 6, figsize=(12, 2.15 * len(indices)), squeeze=False)
     for number, (row, index) in enumerate(zip(axes, indices, strict=True)):
-        panels = [data.images[index], data.masks[index], probs_1[index],
-                  probs_1[index] > threshold_1, probs_2[index], probs_2[index] > threshold_2]
+        panels = six_panel_row(data.images[index], data.masks[index], probs_1[index],
+                               probs_2[index], thresholds)
         for column, (ax, panel) in enumerate(zip(row, panels, strict=True)):
             ax.imshow(panel, cmap=None if column == 0 else "gray", vmin=0, vmax=1)
             _off(ax, headers[column] if number == 0 else "")

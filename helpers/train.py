@@ -60,12 +60,15 @@ def placement(config: TrainConfig) -> tuple[torch.device, bool]:
 
 def make_optimizer(model: MobileNetV2UNet, config: TrainConfig) -> torch.optim.Adam:
     """Adam with one parameter group for the decoder and, unless frozen, one for the encoder."""
+    # BEGIN SOLUTION exercise 2: a truly frozen encoder and per-group learning rates
+    # HINT: groups named "decoder" (config.decoder_lr) and, unless frozen, "encoder" (encoder_lr)
     groups = [{"params": list(model.decoder.parameters()), "lr": config.decoder_lr,
                "name": "decoder"}]
     if not model.encoder_frozen:
         groups.append({"params": list(model.encoder.parameters()), "lr": config.encoder_lr,
                        "name": "encoder"})
     return torch.optim.Adam(groups)
+    # END SOLUTION
 
 
 def make_scaler(config: TrainConfig) -> torch.amp.GradScaler:

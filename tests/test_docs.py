@@ -110,15 +110,16 @@ def test_every_page_starts_by_saying_what_it_is_for() -> None:
 
 
 def test_every_command_shown_is_one_the_kit_has() -> None:
-    """``python -m helpers NAME`` names a command of the entry point, and the only module
-    run as ``python -m helpers.X`` is ``helpers.report``."""
+    """``python -m helpers NAME`` names a command of the entry point, and the only modules
+    run as ``python -m helpers.X`` are ``helpers.report`` and ``helpers.assignment``."""
     from helpers.__main__ import COMMANDS
 
     unknown, modules = [], []
     for page in pages():
         text = page.read_text(encoding="utf-8")
         unknown += [f"{page.name}: {n}" for n in COMMAND.findall(text) if n not in COMMANDS]
-        modules += [f"{page.name}: helpers.{m}" for m in MODULE.findall(text) if m != "report"]
+        modules += [f"{page.name}: helpers.{m}" for m in MODULE.findall(text)
+                    if m not in ("report", "assignment")]
     assert not unknown, f"unknown commands: {unknown}; known: {sorted(COMMANDS)}"
     assert not modules, f"run as modules (use `python -m helpers NAME`): {modules}"
 

@@ -28,6 +28,7 @@ LAYERS = [
     ["helpers.evaluate", "helpers.predict", "helpers.zoomout"],
     ["helpers.plots", "helpers.outputs"],
     ["helpers.commands", "helpers.report", "helpers.__main__"],
+    ["helpers.assignment"],
 ]
 MAX_LINES = 500
 

@@ -18,7 +18,7 @@ import papermill
 from tqdm.auto import tqdm
 
 from helpers.config import RunConfig
-from helpers.errors import NotebookFailed
+from helpers.errors import STUB_PREFIX, ExerciseUnsolved, NotebookFailed
 from helpers.paths import REPO_ROOT
 from helpers.report.privacy import hide_machine_folders
 
@@ -54,6 +54,10 @@ def execute(name: str, parameters: dict, out_dir: Path) -> Path:
                                    progress_bar=False, parameters=parameters,
                                    extra_arguments=KERNEL_ARGUMENTS)
     except papermill.PapermillExecutionError as error:
+        if error.ename == "NotImplementedError" and error.evalue.startswith(STUB_PREFIX):
+            raise ExerciseUnsolved(f"{name}.ipynb stopped at an unsolved exercise (cell "
+                                   f"{error.cell_index}): {error.evalue}. ASSIGNMENT.md lists "
+                                   "the exercises; `pytest checks` checks them") from error
         raise NotebookFailed(f"{name}.ipynb failed in cell {error.cell_index} (execution count "
                              f"{error.exec_count}): {error.ename}: {error.evalue}. The executed "
                              f"notebook up to the error is {target}") from error
