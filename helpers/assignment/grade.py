@@ -27,7 +27,7 @@ from pathlib import Path
 from helpers.assignment.grades_table import write_grades
 from helpers.assignment.markers import file_regions, solution_fingerprint
 from helpers.assignment.sandbox import Limits, run_limited
-from helpers.assignment.student import HIDDEN_CHECKS, PUBLIC_CHECKS, all_regions, kit_files
+from helpers.assignment.student import HIDDEN_CHECKS, PUBLIC_CHECKS, all_regions, student_files
 from helpers.assignment.submissions import list_submissions, student_id, unpack
 from helpers.errors import LesionkitError
 from helpers.system.writable import output_folder
@@ -207,7 +207,8 @@ def grade_one(kit: Path, submission: Path, limits: Limits, notebooks: bool = Tru
         try:
             root = unpack(submission, work / "submission")
             row.report_pdf, row.scores = report_scores(root)
-            exercise_files = sorted({r.file for r in all_regions(kit, kit_files(kit))})
+            # the exercises a student version holds (not, say, a committed report's copy)
+            exercise_files = sorted({r.file for r in all_regions(kit, student_files(kit))})
             regions = []
             for name in exercise_files:
                 if (root / name).is_file():
