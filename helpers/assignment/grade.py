@@ -30,6 +30,7 @@ from helpers.assignment.sandbox import Limits, run_limited
 from helpers.assignment.student import HIDDEN_CHECKS, PUBLIC_CHECKS, all_regions, student_files
 from helpers.assignment.submissions import list_submissions, student_id, unpack
 from helpers.errors import LesionkitError
+from helpers.report.notebooks import NOTEBOOKS
 from helpers.system.writable import output_folder
 
 DEFAULT_LIMITS = Limits()
@@ -181,7 +182,7 @@ def run_notebooks(root: Path, work: Path, limits: Limits, row: Row) -> None:
             else {}
     except (OSError, ValueError):
         status = {}
-    for name in ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning", "04_comparison"):
+    for name in NOTEBOOKS:
         entry = status.get(name) if isinstance(status, dict) else None
         if not isinstance(entry, dict):
             row.notebooks[name] = "did not run"

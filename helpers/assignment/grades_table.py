@@ -13,10 +13,8 @@ import io
 from pathlib import Path
 from typing import Protocol
 
+from helpers.report.notebooks import NOTEBOOKS
 from helpers.system.atomic import write_text
-
-NOTEBOOK_COLUMNS = ("01_data_exploration", "02_frozen_encoder", "03_fine_tuning",
-                    "04_comparison")
 
 
 class GradedRow(Protocol):
@@ -31,7 +29,7 @@ class GradedRow(Protocol):
 def columns(checks: list[str], notebooks: bool) -> list[str]:
     """The header of grades.csv."""
     return ["student", "checks passed", *checks,
-            *(f"notebook {name}" for name in NOTEBOOK_COLUMNS if notebooks),
+            *(f"notebook {name}" for name in NOTEBOOKS if notebooks),
             "report.pdf", "report scores", "flags"]
 
 
@@ -41,7 +39,7 @@ def as_record(row: GradedRow, checks: list[str], notebooks: bool) -> list[str]:
     passed = sum(result == "pass" for result in results)
     record = [row.student, f"{passed}/{len(checks)}", *results]
     if notebooks:
-        record += [row.notebooks.get(name, "did not run") for name in NOTEBOOK_COLUMNS]
+        record += [row.notebooks.get(name, "did not run") for name in NOTEBOOKS]
     return [*record, "yes" if row.report_pdf else "no", row.scores, "; ".join(row.flags)]
 
 

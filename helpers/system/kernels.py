@@ -53,11 +53,16 @@ def is_x86_64(machine: str | None = None) -> bool:
     return (machine or platform.machine()).lower() in ("x86_64", "amd64")
 
 
+def kernels_capped(environ: Mapping[str, str] = os.environ, machine: str | None = None) -> bool:
+    """Whether this process's kernels are capped at AVX2 by ``LESIONKIT_CPU_KERNELS=avx2``."""
+    return kernels_choice(environ) == "avx2" and is_x86_64(machine)
+
+
 def cap_cpu_kernels(environ: MutableMapping[str, str] = os.environ,
                     machine: str | None = None) -> None:
     """Set ``AVX2_CAP`` in ``environ`` on an x86-64 machine when ``LESIONKIT_CPU_KERNELS`` is
     ``avx2``; otherwise leave torch its fastest kernels. Variables the user set are kept."""
-    if kernels_choice(environ) != "avx2" or not is_x86_64(machine):
+    if not kernels_capped(environ, machine):
         return
     for name, value in AVX2_CAP.items():
         environ.setdefault(name, value)
@@ -67,11 +72,6 @@ def cap_cpu_kernels(environ: MutableMapping[str, str] = os.environ,
         warnings.warn(f"{SETTING}=avx2, but torch computed before helpers was imported, so "
                       "this process uses its AVX-512 kernels. Import helpers first.",
                       stacklevel=2)
-
-
-def kernels_capped(environ: Mapping[str, str] = os.environ, machine: str | None = None) -> bool:
-    """Whether this process's kernels are capped at AVX2 by ``LESIONKIT_CPU_KERNELS=avx2``."""
-    return kernels_choice(environ) == "avx2" and is_x86_64(machine)
 
 
 def _cpuinfo(cpuinfo: str | Path) -> dict[str, str]:
